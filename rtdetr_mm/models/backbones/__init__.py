@@ -1,0 +1,1 @@
+"""Backbones registered in mmdet's MODELS (one file per family)."""

@@ -1,0 +1,164 @@
+"""Helpers every backbone family shares: argument checks and stage freezing.
+
+The backbone contract (``shared/DESIGN.md``) is implemented once here:
+
+* :func:`resolve_arch` turns ``arch`` (a name or a dict) into settings;
+* :func:`normalize_out_indices` / :func:`check_frozen_stages` validate the
+  stage-level arguments with messages that say what is allowed;
+* :class:`PyramidBackboneMixin` implements ``frozen_stages``, ``norm_eval``,
+  ``switch_to_deploy`` plumbing and official-checkpoint loading on top of a
+  per-family ``stage_modules()``.
+"""
+from typing import Dict, List, Sequence, Tuple, Union
+
+from mmengine.logging import MMLogger
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .checkpoint import load_pretrained_checkpoint
+
+NUM_PYRAMID_STAGES = 4  # strides 4, 8, 16, 32
+
+
+def resolve_arch(arch: Union[str, dict], arch_settings: Dict[str, dict],
+                 family: str) -> dict:
+    """Return the settings of ``arch``.
+
+    Args:
+        arch: a key of ``arch_settings`` or a dict with the same fields.
+        arch_settings: the published variants of the family.
+        family: the backbone's name, used in error messages.
+    """
+    if isinstance(arch, str):
+        if arch not in arch_settings:
+            raise ValueError(f'{family}: unknown arch {arch!r}; valid archs are '
+                             f'{sorted(arch_settings)} (or a dict with the '
+                             'same fields)')
+        return dict(arch_settings[arch])
+    if isinstance(arch, dict):
+        required = set(next(iter(arch_settings.values())))
+        missing = required - set(arch)
+        if missing:
+            raise ValueError(f'{family}: a custom arch dict needs the fields '
+                             f'{sorted(required)}; missing {sorted(missing)}')
+        return dict(arch)
+    raise TypeError(f'{family}: arch must be a str or a dict, got '
+                    f'{type(arch).__name__}')
+
+
+def normalize_out_indices(out_indices: Union[int, Sequence[int]],
+                          family: str,
+                          num_stages: int = NUM_PYRAMID_STAGES
+                          ) -> Tuple[int, ...]:
+    """Validate pyramid-stage indices; negatives count from the end.
+
+    Returns the indices as non-negative ints in the given order.
+    """
+    if isinstance(out_indices, int):
+        out_indices = (out_indices, )
+    if not isinstance(out_indices, Sequence) or not out_indices:
+        raise ValueError(f'{family}: out_indices must be a non-empty sequence '
+                         f'of ints, got {out_indices!r}')
+    result = []
+    for index in out_indices:
+        if not isinstance(index, int) or not -num_stages <= index < num_stages:
+            raise ValueError(
+                f'{family}: out_indices {tuple(out_indices)!r} has {index!r}; '
+                f'each index must be an int in [{-num_stages}, '
+                f'{num_stages - 1}] (pyramid stages 0..{num_stages - 1} at '
+                f'strides {[4 * 2**i for i in range(num_stages)]})')
+        result.append(index % num_stages)
+    if len(set(result)) != len(result):
+        raise ValueError(f'{family}: out_indices {tuple(out_indices)!r} '
+                         'repeats a stage')
+    return tuple(result)
+
+
+def check_frozen_stages(frozen_stages: int, family: str,
+                        num_stages: int = NUM_PYRAMID_STAGES) -> int:
+    """Validate ``frozen_stages``: -1 (none), 0 (stem) .. num_stages."""
+    if not isinstance(frozen_stages, int) or not (
+            -1 <= frozen_stages <= num_stages):
+        raise ValueError(
+            f'{family}: frozen_stages={frozen_stages!r} is out of range; '
+            f'allowed: -1 (nothing frozen), 0 (the stem) or k in '
+            f'1..{num_stages} (the stem and stages 1..k)')
+    return frozen_stages
+
+
+def freeze(module: nn.Module) -> None:
+    """Put ``module`` in eval mode and stop gradients to its parameters."""
+    module.eval()
+    for param in module.parameters():
+        param.requires_grad = False
+
+
+def set_batchnorm_eval(module: nn.Module) -> None:
+    """Put every BatchNorm (incl. SyncBN) below ``module`` in eval mode."""
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            m.eval()
+
+
+def switch_submodules_to_deploy(model: nn.Module) -> None:
+    """Call ``switch_to_deploy()`` on the outermost submodules that have it.
+
+    A module that has the method is responsible for its own children, so the
+    walk does not descend into it. ``model`` itself is skipped.
+    """
+    for child in model.children():
+        if hasattr(child, 'switch_to_deploy'):
+            child.switch_to_deploy()
+        else:
+            switch_submodules_to_deploy(child)
+
+
+class PyramidBackboneMixin:
+    """``frozen_stages``, ``norm_eval`` and pretrained loading for backbones.
+
+    Mix in before the ``nn.Module`` base class. A subclass provides:
+
+    * ``stage_modules()``: ``[stem, stage1, stage2, stage3, stage4]``, each a
+      module or a list of modules, in the order ``frozen_stages`` freezes them;
+    * attributes ``frozen_stages`` and ``norm_eval``;
+    * optionally ``convert_checkpoint(state_dict)`` mapping an official
+      checkpoint's keys to this module's layout, and the class attribute
+      ``ignored_checkpoint_keys`` (a regex of keys, e.g. the classifier, that
+      the backbone drops silently).
+    """
+    ignored_checkpoint_keys = r'^(head|classifier|fc|cls)\b'
+
+    def stage_modules(self) -> List[Union[nn.Module, List[nn.Module]]]:
+        raise NotImplementedError
+
+    def _freeze_stages(self) -> None:
+        for stage in self.stage_modules()[:self.frozen_stages + 1]:
+            for module in (stage if isinstance(stage, (list, tuple)) else
+                           [stage]):
+                freeze(module)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            set_batchnorm_eval(self)
+        return self
+
+    def convert_checkpoint(self, state_dict: dict) -> dict:
+        """Map an official checkpoint's keys onto this module (identity)."""
+        return state_dict
+
+    def init_weights(self) -> None:
+        init_cfg = getattr(self, 'init_cfg', None)
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            logger = MMLogger.get_current_instance()
+            load_pretrained_checkpoint(
+                self,
+                init_cfg['checkpoint'],
+                prefix=init_cfg.get('prefix'),
+                convert=self.convert_checkpoint,
+                ignore=self.ignored_checkpoint_keys,
+                logger=logger)
+            self._is_init = True
+        else:
+            super().init_weights()

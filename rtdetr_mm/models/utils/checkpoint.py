@@ -1,0 +1,132 @@
+"""Loading official released checkpoints into rtdetr_mm modules.
+
+Released files come wrapped in many ways (raw state dict, ``state_dict``,
+``model``, ``model_ema``, ``ema.module``, DDP's ``module.`` prefix). This
+module unwraps them, lets the caller map key layouts, and reports exactly
+which keys were missing or unexpected instead of dropping them silently.
+"""
+import logging
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
+
+# Wrapper keys of released checkpoints, in order of preference: an EMA copy is
+# what the authors evaluate and release when both are present.
+WRAPPER_KEYS = ('state_dict', 'model_ema', 'ema', 'model', 'module')
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def unwrap_state_dict(checkpoint,
+                      wrapper_keys: Sequence[str] = WRAPPER_KEYS
+                      ) -> Dict[str, torch.Tensor]:
+    """Find the tensor dict inside a loaded checkpoint object.
+
+    Descends through ``wrapper_keys`` (e.g. ``{'ema': {'module': sd}}``) until
+    a dict of tensors is reached, then strips a DDP ``module.`` prefix.
+    """
+    obj = checkpoint
+    while not _is_state_dict(obj):
+        if not isinstance(obj, dict):
+            raise TypeError(f'checkpoint holds a {type(obj).__name__}, not a '
+                            'state dict')
+        key = next((k for k in wrapper_keys if k in obj), None)
+        if key is None:
+            raise KeyError('no state dict found in checkpoint: top-level keys '
+                           f'are {sorted(obj)[:20]}, expected a dict of '
+                           f'tensors or one of {list(wrapper_keys)}')
+        obj = obj[key]
+    if all(k.startswith('module.') for k in obj):
+        obj = {k[len('module.'):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def select_prefix(state_dict: Dict[str, torch.Tensor],
+                  prefix: Optional[str]) -> Dict[str, torch.Tensor]:
+    """Keep the keys under ``prefix`` (e.g. ``'backbone.'``) without it."""
+    if not prefix:
+        return state_dict
+    if not prefix.endswith('.'):
+        prefix += '.'
+    selected = {k[len(prefix):]: v for k, v in state_dict.items()
+                if k.startswith(prefix)}
+    if not selected:
+        raise KeyError(f'no key of the checkpoint starts with {prefix!r}; '
+                       f'its keys start with '
+                       f'{sorted({k.split(".")[0] for k in state_dict})}')
+    return selected
+
+
+def compare_keys(module: nn.Module, state_dict: Dict[str, torch.Tensor]
+                 ) -> Tuple[List[str], List[str], List[str]]:
+    """Missing keys, unexpected keys and shape mismatches, each sorted."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = sorted(
+        f'{k}: checkpoint {tuple(v.shape)} vs model '
+        f'{tuple(expected[k].shape)}' for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape)
+    return missing, unexpected, mismatched
+
+
+def load_pretrained_checkpoint(
+        module: nn.Module,
+        filename: str,
+        prefix: Optional[str] = None,
+        convert: Optional[Callable[[dict], dict]] = None,
+        ignore: Optional[str] = None,
+        strict: bool = False,
+        logger='current') -> Tuple[List[str], List[str]]:
+    """Load an official checkpoint into ``module``; return (missing, unexpected).
+
+    Args:
+        module: the module to fill.
+        filename: a local path or URL (anything mmengine's CheckpointLoader
+            accepts: ``open-mmlab://``, ``torchvision://``, http(s)...).
+        prefix: keep only keys under this prefix (``'backbone.'`` for a
+            detector or mmpretrain classifier checkpoint).
+        convert: maps the unwrapped dict from the official layout to
+            ``module``'s layout.
+        ignore: regex of keys dropped silently (a classifier head).
+        strict: raise instead of logging when keys are missing/unexpected.
+
+    Raises:
+        ValueError: on a shape mismatch (a wrong ``arch`` for the file), and
+            with ``strict`` on missing or unexpected keys.
+    """
+    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
+    state_dict = select_prefix(unwrap_state_dict(checkpoint), prefix)
+    if convert is not None:
+        state_dict = convert(state_dict)
+    if ignore:
+        pattern = re.compile(ignore)
+        state_dict = {k: v for k, v in state_dict.items()
+                      if not pattern.search(k)}
+    missing, unexpected, mismatched = compare_keys(module, state_dict)
+    name = type(module).__name__
+    if mismatched:
+        raise ValueError(f'{name}: {filename} does not fit this model (wrong '
+                         'arch?); shape mismatches:\n  ' +
+                         '\n  '.join(mismatched))
+    if strict and (missing or unexpected):
+        raise ValueError(f'{name}: {filename} missing keys {missing}, '
+                         f'unexpected keys {unexpected}')
+    module.load_state_dict(state_dict, strict=False)
+    print_log(f'{name}: loaded {len(state_dict) - len(unexpected)} tensors '
+              f'from {filename}', logger=logger)
+    if missing:
+        print_log(f'{name}: keys missing from {filename} (left at their '
+                  f'initialisation): {missing}', logger=logger,
+                  level=logging.WARNING)
+    if unexpected:
+        print_log(f'{name}: unexpected keys in {filename} (not loaded): '
+                  f'{unexpected}', logger=logger, level=logging.WARNING)
+    return missing, unexpected

@@ -1,0 +1,239 @@
+"""Install the rtdetr_mm stack into the running Python environment.
+
+Run through ``bash tools/setup.sh`` (which creates or picks the virtual
+environment); calling it directly installs into whatever ``python`` runs it.
+
+Steps, each skipped when already satisfied (so a second run takes seconds):
+
+1. torch + torchvision: installed only when ``import torchvision`` fails, then
+   pinned in a constraints file so no later install can replace them.
+2. mmcv with compiled ops: built from source against the installed torch
+   (C++20 for torch >= 2.14, whose headers require it), cached as a wheel
+   outside the repository under a key of (mmcv, torch, python, platform,
+   cpu/cuda); the import of ``mmcv.ops`` is verified and a cached wheel that
+   fails it is deleted and rebuilt.
+3. mmengine, mmdet, mmpretrain, timm, openmim (without its dataset-download
+   extras, which downgrade setuptools) and rtdetr_mm itself (editable, with
+   test extras), all under the torch constraints.
+
+Only the standard library is used here: this runs before anything else exists.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The pair that installs and imports on the machines this project is built on
+# (see ENVIRONMENT.md): used only when torch/torchvision are missing.
+DEFAULT_TORCH = '2.14.1'
+DEFAULT_TORCHVISION = '0.29.1'
+MMCV_VERSION = '2.1.0'  # mmdet 3.3 refuses mmcv >= 2.2
+# Build requirements of mmcv's setup.py: it imports pkg_resources, which
+# setuptools >= 81 removed; torch >= 2.13 wants setuptools >= 77.
+BUILD_REQUIREMENTS = ['setuptools>=77,<81', 'wheel', 'ninja', 'packaging']
+# openmim's runtime requirements without `opendatalab` (which pins old
+# setuptools/requests through openxlab and is only needed for dataset download).
+OPENMIM_DEPS = ['click', 'colorama', 'model-index', 'pandas', 'requests',
+                'rich', 'tabulate']
+
+
+def log(msg):
+    """Print a timestamped progress line (flushed: the build is long)."""
+    print(f'[setup {time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+def run(cmd, env=None):
+    """Run a command, streaming its output; raise with the command on failure."""
+    log('$ ' + ' '.join(str(c) for c in cmd))
+    result = subprocess.run([str(c) for c in cmd], env=env)
+    if result.returncode != 0:
+        raise SystemExit(f'setup failed (exit {result.returncode}) running: '
+                         + ' '.join(str(c) for c in cmd))
+
+
+def python_probe(code):
+    """Run ``code`` in a fresh interpreter; return (ok, stdout+stderr)."""
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True)
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
+def parse_version(text):
+    """'2.14.1+cu130' -> (2, 14, 1); non-numeric parts are dropped."""
+    core = text.split('+')[0]
+    return tuple(int(p) for p in re.findall(r'\d+', core)[:3])
+
+
+def cxx_standard_for(torch_version):
+    """C++ standard mmcv must be compiled with for this torch version."""
+    return 'c++20' if parse_version(torch_version) >= (2, 14) else 'c++17'
+
+
+def patch_cxx_standard(setup_py_text, standard):
+    """Replace every ``-std=c++NN`` flag of mmcv's setup.py by ``standard``."""
+    return re.sub(r'-std=c\+\+\d+', f'-std={standard}', setup_py_text)
+
+
+def wheel_cache_key(mmcv_version, torch_version, python_tag, plat, with_cuda):
+    """Directory name identifying one mmcv build.
+
+    Every input that changes the compiled ABI is part of the key, so a wheel
+    built against another torch (or python, platform, CUDA setting) is never
+    picked up.
+    """
+    ops = 'cuda' if with_cuda else 'cpu'
+    safe_torch = torch_version.replace('+', '_')
+    return f'mmcv-{mmcv_version}_torch-{safe_torch}_{python_tag}_{plat}_{ops}'
+
+
+def constraints_text(torch_version, torchvision_version):
+    """pip constraints that keep the installed torch pair in place."""
+    return (f'torch=={torch_version}\n'
+            f'torchvision=={torchvision_version}\n')
+
+
+def default_cache_dir():
+    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(base) / 'rtdetr_mm'
+
+
+def pip(*args):
+    run([sys.executable, '-m', 'pip', *args])
+
+
+def ensure_torch():
+    ok, out = python_probe(
+        'import torch, torchvision; print(torch.__version__); '
+        'print(torchvision.__version__)')
+    if ok:
+        torch_v, tv_v = out.splitlines()[-2:]
+        log(f'torch {torch_v} + torchvision {tv_v} already installed: kept')
+        return torch_v, tv_v
+    log(f'torch/torchvision not importable ({out.splitlines()[-1] if out else "missing"}); '
+        f'installing torch=={DEFAULT_TORCH} torchvision=={DEFAULT_TORCHVISION}')
+    pip('install', f'torch=={DEFAULT_TORCH}',
+        f'torchvision=={DEFAULT_TORCHVISION}')
+    ok, out = python_probe(
+        'import torch, torchvision; print(torch.__version__); '
+        'print(torchvision.__version__)')
+    if not ok:
+        raise SystemExit(f'torch/torchvision do not import after install:\n{out}')
+    return tuple(out.splitlines()[-2:])
+
+
+def mmcv_ops_ok():
+    ok, out = python_probe(
+        'import mmcv, mmcv.ops; from mmcv.ops import nms, '
+        'MultiScaleDeformableAttention; print(mmcv.__version__)')
+    return ok and out.splitlines()[-1] == MMCV_VERSION, out
+
+
+def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
+    """Download mmcv's sdist, patch its C++ standard and build a wheel."""
+    with tempfile.TemporaryDirectory(prefix='rtdetr_mm_mmcv_') as tmp:
+        tmp = Path(tmp)
+        pip('download', f'mmcv=={MMCV_VERSION}', '--no-deps', '--no-binary',
+            ':all:', '-d', tmp)
+        sdist = next(tmp.glob('mmcv-*.tar.gz'))
+        with tarfile.open(sdist) as tar:
+            tar.extractall(tmp, filter='data')
+        src = tmp / f'mmcv-{MMCV_VERSION}'
+        setup_py = src / 'setup.py'
+        standard = cxx_standard_for(torch_version)
+        setup_py.write_text(patch_cxx_standard(setup_py.read_text(), standard))
+        env = dict(os.environ, MMCV_WITH_OPS='1',
+                   MAX_JOBS=os.environ.get('MAX_JOBS', str(os.cpu_count() or 2)),
+                   FORCE_CUDA='1' if with_cuda else '0')
+        log(f'building mmcv {MMCV_VERSION} with ops ({standard}, '
+            f'{"CUDA" if with_cuda else "CPU"}, MAX_JOBS={env["MAX_JOBS"]}); '
+            'this takes ~15 min on 2 cores')
+        run([sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation',
+             '--no-deps', '-c', constraints, '-w', dest_dir, src], env=env)
+
+
+def ensure_mmcv(cache_dir, torch_version, constraints):
+    ok, out = mmcv_ops_ok()
+    if ok:
+        log(f'mmcv {MMCV_VERSION} with ops already imports: kept')
+        return
+    ok_cuda, cuda = python_probe(
+        'import torch; print(int(torch.cuda.is_available()))')
+    with_cuda = (os.environ.get('FORCE_CUDA') == '1'
+                 or (ok_cuda and cuda.splitlines()[-1] == '1'))
+    tag = f'cp{sys.version_info.major}{sys.version_info.minor}'
+    key = wheel_cache_key(MMCV_VERSION, torch_version, tag,
+                          f'{platform.system().lower()}_{platform.machine()}',
+                          with_cuda)
+    wheel_dir = cache_dir / 'wheels' / key
+    for attempt in ('cached', 'fresh'):
+        wheels = sorted(wheel_dir.glob('mmcv-*.whl'))
+        if not wheels:
+            wheel_dir.mkdir(parents=True, exist_ok=True)
+            build_mmcv_wheel(wheel_dir, torch_version, with_cuda, constraints)
+            wheels = sorted(wheel_dir.glob('mmcv-*.whl'))
+        else:
+            log(f'using cached mmcv wheel {wheels[-1]}')
+        pip('install', '--no-deps', '--force-reinstall', wheels[-1])
+        # mmcv's own runtime requirements, resolved under the torch pin.
+        pip('install', '-c', constraints, 'addict', 'mmengine>=0.10,<0.11',
+            'numpy', 'packaging', 'Pillow', 'pyyaml', 'yapf', 'opencv-python')
+        ok, out = mmcv_ops_ok()
+        if ok:
+            (wheel_dir / 'build-info.json').write_text(json.dumps(
+                dict(mmcv=MMCV_VERSION, torch=torch_version, python=tag,
+                     cuda=with_cuda), indent=2))
+            log('mmcv.ops imports')
+            return
+        log(f'mmcv.ops fails to import with the {attempt} wheel:\n{out}')
+        shutil.rmtree(wheel_dir)  # a stale or broken build: rebuild once
+    raise SystemExit('mmcv.ops does not import even after a fresh build')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--cache-dir', type=Path, default=default_cache_dir(),
+                        help='where built mmcv wheels are kept '
+                        '(default: $XDG_CACHE_HOME/rtdetr_mm or ~/.cache/rtdetr_mm)')
+    args = parser.parse_args(argv)
+    start = time.time()
+    log(f'python {sys.executable} ({platform.python_version()})')
+    pip('install', '-q', *BUILD_REQUIREMENTS)
+
+    torch_v, tv_v = ensure_torch()
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    constraints = args.cache_dir / f'constraints-{Path(sys.prefix).name}.txt'
+    constraints.write_text(constraints_text(torch_v, tv_v) +
+                           'setuptools>=77,<81\n')
+    log(f'pinned torch=={torch_v} torchvision=={tv_v} in {constraints}')
+
+    ensure_mmcv(args.cache_dir, torch_v, constraints)
+
+    log('installing openmim without its dataset-download extras')
+    pip('install', '-q', '-c', constraints, 'openmim==0.3.9', '--no-deps')
+    pip('install', '-q', '-c', constraints, *OPENMIM_DEPS)
+    log('installing mmdet, mmpretrain, timm and rtdetr_mm (editable, tests)')
+    pip('install', '-q', '-c', constraints, '-e', f'{REPO_ROOT}[tests]')
+
+    ok, out = python_probe(
+        'import torch, mmcv.ops, mmdet, mmpretrain, timm, rtdetr_mm; '
+        'print(f"torch {torch.__version__} mmcv {mmcv.__version__} '
+        'mmdet {mmdet.__version__} mmpretrain {mmpretrain.__version__} '
+        'timm {timm.__version__} rtdetr_mm {rtdetr_mm.__version__}")')
+    if not ok:
+        raise SystemExit(f'the installed stack does not import:\n{out}')
+    log(out.splitlines()[-1])
+    log(f'done in {time.time() - start:.0f} s')
+
+
+if __name__ == '__main__':
+    main()
