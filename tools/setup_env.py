@@ -111,24 +111,35 @@ def pip(*args):
     run([sys.executable, '-m', 'pip', *args])
 
 
+# Installed versions as pip sees them (the metadata: constraints must match
+# it, and torch.__version__ may add a local tag such as +cu130 that the
+# metadata lacks), then torch.__version__ (which names the ABI: cache key).
+TORCH_PROBE = ('import importlib.metadata as m, torch, torchvision; '
+               'print(m.version("torch")); print(m.version("torchvision")); '
+               'print(torch.__version__)')
+
+
 def ensure_torch():
-    ok, out = python_probe(
-        'import torch, torchvision; print(torch.__version__); '
-        'print(torchvision.__version__)')
+    """Install torch + torchvision if needed.
+
+    Returns:
+        (torch metadata version, torchvision metadata version,
+        torch.__version__)
+    """
+    ok, out = python_probe(TORCH_PROBE)
     if ok:
-        torch_v, tv_v = out.splitlines()[-2:]
-        log(f'torch {torch_v} + torchvision {tv_v} already installed: kept')
-        return torch_v, tv_v
+        versions = tuple(out.splitlines()[-3:])
+        log(f'torch {versions[2]} + torchvision {versions[1]} already '
+            'installed: kept')
+        return versions
     log(f'torch/torchvision not importable ({out.splitlines()[-1] if out else "missing"}); '
         f'installing torch=={DEFAULT_TORCH} torchvision=={DEFAULT_TORCHVISION}')
     pip('install', f'torch=={DEFAULT_TORCH}',
         f'torchvision=={DEFAULT_TORCHVISION}')
-    ok, out = python_probe(
-        'import torch, torchvision; print(torch.__version__); '
-        'print(torchvision.__version__)')
+    ok, out = python_probe(TORCH_PROBE)
     if not ok:
         raise SystemExit(f'torch/torchvision do not import after install:\n{out}')
-    return tuple(out.splitlines()[-2:])
+    return tuple(out.splitlines()[-3:])
 
 
 def mmcv_ops_ok():
@@ -199,6 +210,32 @@ def ensure_mmcv(cache_dir, torch_version, constraints):
     raise SystemExit('mmcv.ops does not import even after a fresh build')
 
 
+def link_for_mim():
+    """Let openmim find our tools/configs in an editable install.
+
+    ``mim train rtdetr_mm CONFIG`` runs ``<dist location>/rtdetr_mm/.mim/
+    tools/train.py``, where the dist location is the folder holding the
+    package metadata (site-packages). An editable install keeps the package in
+    the repository, so we link it there; ``rtdetr_mm/.mim`` links to the
+    repository's ``tools/`` and ``configs/`` (as OpenMMLab packages do).
+    """
+    ok, out = python_probe(
+        'import importlib.metadata as m; '
+        'print(m.distribution("rtdetr_mm").locate_file(""))')
+    if not ok:
+        raise SystemExit(f'rtdetr_mm is not installed:\n{out}')
+    link = Path(out.splitlines()[-1]) / 'rtdetr_mm'
+    target = REPO_ROOT / 'rtdetr_mm'
+    if link.resolve() == target.resolve():
+        return
+    if link.is_symlink():
+        link.unlink()  # points at another checkout
+    elif link.exists():
+        return  # a regular (non-editable) install ships its own .mim
+    link.symlink_to(target, target_is_directory=True)
+    log(f'linked {link} -> {target} for openmim')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--cache-dir', type=Path, default=default_cache_dir(),
@@ -209,20 +246,21 @@ def main(argv=None):
     log(f'python {sys.executable} ({platform.python_version()})')
     pip('install', '-q', *BUILD_REQUIREMENTS)
 
-    torch_v, tv_v = ensure_torch()
+    torch_v, tv_v, torch_abi = ensure_torch()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     constraints = args.cache_dir / f'constraints-{Path(sys.prefix).name}.txt'
     constraints.write_text(constraints_text(torch_v, tv_v) +
                            'setuptools>=77,<81\n')
     log(f'pinned torch=={torch_v} torchvision=={tv_v} in {constraints}')
 
-    ensure_mmcv(args.cache_dir, torch_v, constraints)
+    ensure_mmcv(args.cache_dir, torch_abi, constraints)
 
     log('installing openmim without its dataset-download extras')
     pip('install', '-q', '-c', constraints, 'openmim==0.3.9', '--no-deps')
     pip('install', '-q', '-c', constraints, *OPENMIM_DEPS)
     log('installing mmdet, mmpretrain, timm and rtdetr_mm (editable, tests)')
     pip('install', '-q', '-c', constraints, '-e', f'{REPO_ROOT}[tests]')
+    link_for_mim()
 
     ok, out = python_probe(
         'import torch, mmcv.ops, mmdet, mmpretrain, timm, rtdetr_mm; '

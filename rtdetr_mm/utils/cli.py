@@ -1,0 +1,54 @@
+"""Command-line plumbing shared by tools/train.py and tools/test.py."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Flags both tools take (mmdet's names)."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=12 '
+        'train_dataloader.batch_size=4')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    # torchrun passes --local-rank (torch >= 2.0), older launchers --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    # openmim passes `--device cpu` (`--gpus 0`) or `--gpus N` with
+    # `--launcher none`; N > 1 needs a distributed launcher.
+    parser.add_argument('--device', choices=['cpu', 'cuda'],
+                        help='run on this device (cpu hides every GPU)')
+    parser.add_argument('--gpus', type=int, help=argparse.SUPPRESS)
+
+
+def load_config(args) -> Config:
+    """Load ``args.config`` and apply the common flags to it."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.gpus is not None and args.gpus > 1 and args.launcher == 'none':
+        raise ValueError(f'--gpus {args.gpus} needs a distributed launcher: '
+                         'use tools/dist_train.sh or --launcher pytorch')
+    if args.device == 'cpu' or args.gpus == 0:
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''  # before CUDA initialises
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """The config's runner (``runner_type``) or mmengine's default Runner."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)

@@ -1,0 +1,18 @@
+"""Real training on the toy set: the loss must fall."""
+import pytest
+
+from .conftest import run, scalars, small_run_config
+
+pytestmark = pytest.mark.usefixtures('toy_data')
+
+
+def test_toy_training_loss_falls(tmp_path):
+    cfg = small_run_config(tmp_path / 'cfg.py', images=32, batch=4, epochs=3,
+                           extra='val_cfg = None\nval_dataloader = None\n'
+                           'val_evaluator = None\n')
+    work = tmp_path / 'work'
+    run(['python', 'tools/train.py', cfg, '--work-dir', work])
+    losses = [r['loss'] for r in scalars(work) if 'loss' in r]
+    assert len(losses) == 24
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < 0.8 * first, f'loss did not fall: {first:.3f} -> {last:.3f}'
