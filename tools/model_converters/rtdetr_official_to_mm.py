@@ -1,0 +1,172 @@
+"""Convert an official RT-DETR checkpoint to an rtdetr_mm checkpoint.
+
+    python tools/model_converters/rtdetr_official_to_mm.py \
+        rtdetr_r18vd_dec3_6x_coco_from_paddle.pth rtdetr_r18vd_coco_mm.pth
+
+The source may be a raw state dict or one wrapped in ``model`` or
+``ema`` -> ``module`` (the official trainer saves both; ``ema`` is used when
+present, as the official evaluation does). Every key is mapped (see
+``rtdetr_mm/models/utils/rtdetr_official_keys.py``), then checked against
+the model built from the matching config: any unmapped, missing or
+unexpected key and any shape mismatch is an error that lists them. The
+result is an mmengine checkpoint (``state_dict`` + ``meta``) for
+``load_from`` or ``tools/test.py``.
+
+``--version v2`` reads ``rtdetrv2_pytorch`` checkpoints whose deformable
+attention samples the same number of points on every level with the default
+(bilinear) method; they have the v1 architecture. The "dsp" (discrete
+sampling) v2 models are not supported: their weights look the same, but
+they sample differently.
+"""
+import argparse
+import os.path as osp
+import re
+import sys
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from rtdetr_mm.models.utils.rtdetr_official_keys import official_to_mm
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# block counts per stage -> depth (bottleneck blocks have a branch2c)
+_DEPTHS = {((2, 2, 2, 2), False): 18, ((3, 4, 6, 3), False): 34,
+           ((3, 4, 6, 3), True): 50, ((3, 4, 23, 3), True): 101}
+
+
+def unwrap_official(checkpoint: dict) -> Tuple[Dict[str, Tensor], str]:
+    """Return the state dict of an official checkpoint and where it was."""
+    if 'ema' in checkpoint and isinstance(checkpoint['ema'], dict):
+        ema = checkpoint['ema']
+        return ema.get('module', ema), 'ema.module'
+    for key in ('model', 'state_dict', 'module'):
+        if key in checkpoint and isinstance(checkpoint[key], dict):
+            return checkpoint[key], key
+    return checkpoint, 'raw'
+
+
+def infer_depth(state_dict: Dict[str, Tensor]) -> int:
+    """ResNet depth of an official PResNet backbone from its keys."""
+    blocks: Dict[int, set] = {}
+    bottleneck = False
+    for key in state_dict:
+        m = re.match(r'backbone\.res_layers\.(\d+)\.blocks\.(\d+)\.', key)
+        if m:
+            blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+            bottleneck |= '.branch2c.' in key
+    counts = tuple(len(blocks[i]) for i in sorted(blocks))
+    if (counts, bottleneck) not in _DEPTHS:
+        raise ValueError(f'unknown PResNet layout: blocks per stage {counts}, '
+                         f'bottleneck={bottleneck}; pass --config')
+    return _DEPTHS[(counts, bottleneck)]
+
+
+def check_against_model(state_dict: Dict[str, Tensor],
+                        model_state: Dict[str, Tensor]) -> OrderedDict:
+    """Check keys and shapes against a model; add BN batch counters.
+
+    ``num_batches_tracked`` is absent from official checkpoints whose
+    backbone uses frozen BN; it is taken from the model (zeros).
+
+    Raises:
+        ValueError: listing missing keys, unexpected keys and shape
+            mismatches.
+    """
+    out = OrderedDict(state_dict)
+    for key, value in model_state.items():
+        if key not in out and key.endswith('num_batches_tracked'):
+            out[key] = value.clone()
+    missing = [k for k in model_state if k not in out]
+    unexpected = [k for k in out if k not in model_state]
+    shapes = [f'{k}: checkpoint {tuple(out[k].shape)} vs model '
+              f'{tuple(model_state[k].shape)}' for k in out
+              if k in model_state and out[k].shape != model_state[k].shape]
+    problems = []
+    for name, items in (('missing', missing), ('unexpected', unexpected),
+                        ('shape mismatch', shapes)):
+        if items:
+            problems.append(f'{len(items)} {name}: {items[:20]}' +
+                            (' ...' if len(items) > 20 else ''))
+    if problems:
+        raise ValueError('converted checkpoint does not fit the model; ' +
+                         '; '.join(problems))
+    return OrderedDict((k, out[k]) for k in model_state)
+
+
+def build_model_state(config: str) -> Dict[str, Tensor]:
+    """State dict of the model described by ``config`` (random weights)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import rtdetr_mm  # noqa: F401  (registers the modules)
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model).state_dict()
+
+
+def check_uniform_points(state_dict: Dict[str, Tensor]) -> None:
+    """RT-DETRv2 decoders with the same number of sampling points on every
+    level (all released non-"dsp" models: 4) equal v1's; others do not."""
+    for key, scale in state_dict.items():
+        if key.endswith('cross_attn.num_points_scale') and \
+                not torch.allclose(scale, scale[:1].expand_as(scale)):
+            raise NotImplementedError(
+                f'{key} = {scale.tolist()}: per-level point counts are not '
+                'supported (rtdetr_mm uses the same number of points on '
+                'every level)')
+
+
+def convert(src: str,
+            dst: str,
+            config: Optional[str] = None,
+            version: str = 'v1') -> OrderedDict:
+    """Convert ``src`` (official) to ``dst`` (rtdetr_mm); return the dict."""
+    checkpoint = torch.load(src, map_location='cpu', weights_only=False)
+    state_dict, where = unwrap_official(checkpoint)
+    if version == 'v2':
+        check_uniform_points(state_dict)
+    converted, ignored = official_to_mm(state_dict, version)
+    if config is None:
+        depth = infer_depth(state_dict)
+        config = osp.join(REPO_ROOT, 'configs', f'rtdetr_r{depth}vd_coco.py')
+    converted = check_against_model(converted, build_model_state(config))
+    meta = dict(
+        source=osp.basename(src),
+        source_layout=f'official RT-DETR {version} ({where})',
+        config=osp.basename(config),
+        ignored_keys=ignored)
+    torch.save(dict(state_dict=converted, meta=meta), dst)
+    print(f'converted {len(state_dict)} official keys ({where}) into '
+          f'{len(converted)} rtdetr_mm keys for {config}; ignored '
+          f'(recomputed buffers): {ignored or "none"}; saved to {dst}')
+    return converted
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='official checkpoint (.pth)')
+    parser.add_argument('dst', help='output rtdetr_mm checkpoint (.pth)')
+    parser.add_argument(
+        '--version', choices=['v1', 'v2'], default='v1',
+        help='official code base: v1 = rtdetr_pytorch, v2 = rtdetrv2_pytorch')
+    parser.add_argument(
+        '--config', default=None,
+        help='rtdetr_mm config of the model (default: '
+        'configs/rtdetr_r{depth}vd_coco.py, depth read from the checkpoint)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        convert(args.src, args.dst, args.config, args.version)
+    except (KeyError, ValueError, NotImplementedError) as err:
+        sys.exit(f'error: {err}')
+
+
+if __name__ == '__main__':
+    main()
