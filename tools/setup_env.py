@@ -19,6 +19,7 @@ Steps, each skipped when already satisfied (so a second run takes seconds):
 Only the standard library is used here: this runs before anything else exists.
 """
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -61,10 +62,10 @@ def run(cmd, env=None):
                          + ' '.join(str(c) for c in cmd))
 
 
-def python_probe(code):
+def python_probe(code, cwd=None):
     """Run ``code`` in a fresh interpreter; return (ok, stdout+stderr)."""
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True)
+                          text=True, cwd=cwd)
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
@@ -111,35 +112,25 @@ def pip(*args):
     run([sys.executable, '-m', 'pip', *args])
 
 
-# Installed versions as pip sees them (the metadata: constraints must match
-# it, and torch.__version__ may add a local tag such as +cu130 that the
-# metadata lacks), then torch.__version__ (which names the ABI: cache key).
-TORCH_PROBE = ('import importlib.metadata as m, torch, torchvision; '
-               'print(m.version("torch")); print(m.version("torchvision")); '
-               'print(torch.__version__)')
-
-
-def ensure_torch():
-    """Install torch + torchvision if needed.
+def ensure_torch(versions):
+    """Install torch + torchvision unless ``versions`` says they import.
 
     Returns:
         (torch metadata version, torchvision metadata version,
         torch.__version__)
     """
-    ok, out = python_probe(TORCH_PROBE)
-    if ok:
-        versions = tuple(out.splitlines()[-3:])
+    if versions:
         log(f'torch {versions[2]} + torchvision {versions[1]} already '
             'installed: kept')
-        return versions
-    log(f'torch/torchvision not importable ({out.splitlines()[-1] if out else "missing"}); '
-        f'installing torch=={DEFAULT_TORCH} torchvision=={DEFAULT_TORCHVISION}')
+        return tuple(versions)
+    log(f'torch/torchvision not importable; installing torch=={DEFAULT_TORCH} '
+        f'torchvision=={DEFAULT_TORCHVISION}')
     pip('install', f'torch=={DEFAULT_TORCH}',
         f'torchvision=={DEFAULT_TORCHVISION}')
-    ok, out = python_probe(TORCH_PROBE)
-    if not ok:
-        raise SystemExit(f'torch/torchvision do not import after install:\n{out}')
-    return tuple(out.splitlines()[-3:])
+    versions = probe_environment()['torch']
+    if not versions:
+        raise SystemExit('torch/torchvision do not import after install')
+    return tuple(versions)
 
 
 def mmcv_ops_ok():
@@ -173,10 +164,7 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
 
 
 def ensure_mmcv(cache_dir, torch_version, constraints):
-    ok, out = mmcv_ops_ok()
-    if ok:
-        log(f'mmcv {MMCV_VERSION} with ops already imports: kept')
-        return
+    """Install mmcv with ops from the wheel cache, building it when needed."""
     ok_cuda, cuda = python_probe(
         'import torch; print(int(torch.cuda.is_available()))')
     with_cuda = (os.environ.get('FORCE_CUDA') == '1'
@@ -210,6 +198,65 @@ def ensure_mmcv(cache_dir, torch_version, constraints):
     raise SystemExit('mmcv.ops does not import even after a fresh build')
 
 
+# One interpreter answers every "is it already there?" question, so a re-run
+# pays for importing torch/mmcv once. Prints a JSON dict.
+ENVIRONMENT_PROBE = r"""
+import importlib.metadata as m, json
+state = dict(build=False, torch=None, mmcv_ops=False, openmim=False,
+             stack=None)
+def attempt(key, fn):
+    try:
+        state[key] = fn()
+    except Exception:
+        pass
+def build():
+    import setuptools, wheel, ninja, packaging
+    return 77 <= int(setuptools.__version__.split('.')[0]) < 81
+def torch_versions():
+    # pip's view (metadata, for constraints; torch.__version__ may add a
+    # local tag such as +cu130 that the metadata lacks), then the ABI name.
+    import torch, torchvision
+    return [m.version('torch'), m.version('torchvision'), torch.__version__]
+def mmcv_ops():
+    import mmcv, mmcv.ops
+    from mmcv.ops import nms, MultiScaleDeformableAttention
+    return mmcv.__version__ == MMCV_VERSION
+def openmim():
+    import mim, click, colorama, modelindex, pandas, requests, rich, tabulate
+    return m.version('openmim') == '0.3.9'
+def stack():
+    import torch, mmcv, mmdet, mmpretrain, timm, pytest, rtdetr_mm
+    return (f'torch {torch.__version__} mmcv {mmcv.__version__} '
+            f'mmdet {mmdet.__version__} mmpretrain {mmpretrain.__version__} '
+            f'timm {timm.__version__} rtdetr_mm {rtdetr_mm.__version__} '
+            f'from {rtdetr_mm.__file__}')
+for key, fn in [('build', build), ('torch', torch_versions),
+                ('mmcv_ops', mmcv_ops), ('openmim', openmim),
+                ('stack', stack)]:
+    attempt(key, fn)
+print('RTDETR_MM_ENV=' + json.dumps(state))
+"""
+
+
+def probe_environment() -> dict:
+    """What is installed: build tools, torch versions, mmcv ops, mim, stack."""
+    ok, out = python_probe(f'MMCV_VERSION = {MMCV_VERSION!r}\n' +
+                           ENVIRONMENT_PROBE, cwd=tempfile.gettempdir())
+    if not ok:
+        raise SystemExit(f'cannot probe {sys.executable}:\n{out}')
+    line = next(l for l in out.splitlines()
+                if l.startswith('RTDETR_MM_ENV='))
+    return json.loads(line.split('=', 1)[1])
+
+
+def package_stamp():
+    """What the editable install depends on: metadata files and location."""
+    digest = hashlib.sha256(str(REPO_ROOT).encode())
+    for name in ('setup.cfg', 'pyproject.toml'):
+        digest.update((REPO_ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
 def link_for_mim():
     """Let openmim find our tools/configs in an editable install.
 
@@ -219,9 +266,12 @@ def link_for_mim():
     the repository, so we link it there; ``rtdetr_mm/.mim`` links to the
     repository's ``tools/`` and ``configs/`` (as OpenMMLab packages do).
     """
+    # From outside the repository: there, the build's rtdetr_mm.egg-info in
+    # the current folder would answer instead of the installed metadata.
     ok, out = python_probe(
         'import importlib.metadata as m; '
-        'print(m.distribution("rtdetr_mm").locate_file(""))')
+        'print(m.distribution("rtdetr_mm").locate_file("").resolve())',
+        cwd=tempfile.gettempdir())
     if not ok:
         raise SystemExit(f'rtdetr_mm is not installed:\n{out}')
     link = Path(out.splitlines()[-1]) / 'rtdetr_mm'
@@ -244,32 +294,46 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.time()
     log(f'python {sys.executable} ({platform.python_version()})')
-    pip('install', '-q', *BUILD_REQUIREMENTS)
+    state = probe_environment()
+    if not state['build']:
+        pip('install', '-q', *BUILD_REQUIREMENTS)
 
-    torch_v, tv_v, torch_abi = ensure_torch()
+    torch_v, tv_v, torch_abi = ensure_torch(state['torch'])
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     constraints = args.cache_dir / f'constraints-{Path(sys.prefix).name}.txt'
     constraints.write_text(constraints_text(torch_v, tv_v) +
                            'setuptools>=77,<81\n')
     log(f'pinned torch=={torch_v} torchvision=={tv_v} in {constraints}')
 
-    ensure_mmcv(args.cache_dir, torch_abi, constraints)
+    if state['mmcv_ops']:
+        log(f'mmcv {MMCV_VERSION} with ops already imports: kept')
+    else:
+        ensure_mmcv(args.cache_dir, torch_abi, constraints)
 
-    log('installing openmim without its dataset-download extras')
-    pip('install', '-q', '-c', constraints, 'openmim==0.3.9', '--no-deps')
-    pip('install', '-q', '-c', constraints, *OPENMIM_DEPS)
-    log('installing mmdet, mmpretrain, timm and rtdetr_mm (editable, tests)')
-    pip('install', '-q', '-c', constraints, '-e', f'{REPO_ROOT}[tests]')
+    if state['openmim']:
+        log('openmim 0.3.9 already installed: kept')
+    else:
+        log('installing openmim without its dataset-download extras '
+            '(pip will note that `opendatalab` is missing: intended)')
+        pip('install', '-q', '-c', constraints, 'openmim==0.3.9', '--no-deps')
+        pip('install', '-q', '-c', constraints, *OPENMIM_DEPS)
+
+    stamp = Path(sys.prefix) / 'rtdetr_mm-setup.stamp'
+    if state['stack'] and stamp.exists() and \
+            stamp.read_text() == package_stamp():
+        log('rtdetr_mm and its requirements already installed: kept')
+        stack = state['stack']
+    else:
+        log('installing mmdet, mmpretrain, timm and rtdetr_mm '
+            '(editable, with test extras)')
+        pip('install', '-q', '-c', constraints, '-e', f'{REPO_ROOT}[tests]')
+        stack = probe_environment()['stack']
+        if not stack:
+            raise SystemExit('the installed stack does not import: run '
+                             f'{sys.executable} -c "import rtdetr_mm"')
+        stamp.write_text(package_stamp())
     link_for_mim()
-
-    ok, out = python_probe(
-        'import torch, mmcv.ops, mmdet, mmpretrain, timm, rtdetr_mm; '
-        'print(f"torch {torch.__version__} mmcv {mmcv.__version__} '
-        'mmdet {mmdet.__version__} mmpretrain {mmpretrain.__version__} '
-        'timm {timm.__version__} rtdetr_mm {rtdetr_mm.__version__}")')
-    if not ok:
-        raise SystemExit(f'the installed stack does not import:\n{out}')
-    log(out.splitlines()[-1])
+    log(stack)
     log(f'done in {time.time() - start:.0f} s')
 
 

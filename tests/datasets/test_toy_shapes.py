@@ -93,11 +93,12 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
     assert (root / 'mine.txt').read_text() == 'user data'
 
 
-def test_registered_dataset_generates_and_loads(tmp_path):
+def test_registered_dataset_loads(toy_data):
     from mmdet.registry import DATASETS
-    root = tmp_path / 'toy'
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
     ds = DATASETS.build(
-        dict(type='ToyShapesDataset', data_root=str(root) + '/',
+        dict(type='ToyShapesDataset', data_root=str(toy_data) + '/',
              ann_file='annotations/instances_val.json',
              data_prefix=dict(img='val/'), test_mode=True,
              pipeline=[dict(type='LoadImageFromFile'),

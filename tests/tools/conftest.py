@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 # The toy config the README's main job uses; the tests shrink it.
 TOY_CONFIG = REPO / 'configs' / 'toy' / 'retinanet_r18_toy.py'
@@ -57,10 +55,3 @@ def scalars(work_dir: Path):
     files = sorted(work_dir.glob('*/vis_data/scalars.json'))
     assert files, f'no scalars.json under {work_dir}'
     return [json.loads(line) for line in files[-1].read_text().splitlines()]
-
-
-@pytest.fixture(scope='session')
-def toy_data():
-    """Generate the toy dataset once, where the configs expect it."""
-    from rtdetr_mm.datasets import generate_toy_shapes
-    return generate_toy_shapes(REPO / 'data' / 'toy_shapes')

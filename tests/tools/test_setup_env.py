@@ -72,15 +72,16 @@ def test_parse_version_ignores_local_suffix(setup_env):
 
 def test_second_run_keeps_the_installed_stack(setup_env):
     """A re-run detects what is installed and rebuilds/reinstalls nothing."""
-    ok, out = setup_env.mmcv_ops_ok()
-    assert ok, out
+    assert setup_env.probe_environment()['mmcv_ops']
     result = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'setup_env.py')],
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert 'already installed: kept' in result.stdout
     assert 'with ops already imports: kept' in result.stdout
-    assert 'building mmcv' not in result.stdout
+    assert 'rtdetr_mm and its requirements already installed: kept' in \
+        result.stdout
+    assert 'building mmcv' not in result.stdout and '$ ' not in result.stdout
 
 
 def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
@@ -96,8 +97,7 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
     stale.write_text('built against another torch')
 
     calls = dict(build=0, installed=[])
-    import_results = iter([(False, 'not yet'),  # before anything
-                           (False, 'undefined symbol'),  # stale wheel
+    import_results = iter([(False, 'undefined symbol'),  # stale wheel
                            (True, '2.1.0')])  # rebuilt wheel
 
     def fake_build(dest_dir, torch_version, with_cuda, constraints):
