@@ -1,1 +1,2 @@
 """Backbones registered in mmdet's MODELS (one file per family)."""
+from .fasternet import FasterNet  # noqa: F401

@@ -1,0 +1,333 @@
+"""Tests of the FasterNet backbone (rtdetr_mm/models/backbones/fasternet.py).
+
+timm's classifier is the reference: same weights must give the same stage
+features. Official-layout files are written here from timm's state dict with
+the renaming the official repository's ``models/fasternet.py`` implies
+(``stages`` alternates BasicStage / PatchMerging, head ``avgpool_pre_head`` +
+``head``, detection norms ``norm{0,2,4,6}``).
+"""
+import copy
+import re
+
+import pytest
+import timm
+import torch
+from timm.models.fasternet import FasterNet as TimmFasterNet
+from torch import nn
+
+from mmdet.registry import MODELS
+from rtdetr_mm.models.backbones.fasternet import FasterNet
+from rtdetr_mm.models.utils import load_pretrained_checkpoint
+
+# Published parameter counts (M) of the classifiers (paper, Table 2).
+PUBLISHED_PARAMS = dict(t0=3.9, t1=7.6, t2=15.0, s=31.1, m=53.5, l=93.4)
+EMBED_DIMS = dict(t0=40, t1=64, t2=96, s=128, m=144, l=192)
+ALL_ARCHS = tuple(PUBLISHED_PARAMS)
+
+
+def timm_classifier(arch, **kwargs):
+    return timm.create_model(f'fasternet_{arch}', pretrained=False, **kwargs)
+
+
+def randomize_batchnorms(model):
+    """Give every BatchNorm non-trivial statistics and affine parameters."""
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator))
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=generator))
+    return model
+
+
+def timm_to_official(state_dict, detection_norms=None):
+    """timm layout -> the official release layout (raw state dict)."""
+    official = {}
+    for key, value in state_dict.items():
+        match = re.match(r'stages\.(\d)\.downsample\.(.+)', key)
+        if match:
+            key = f'stages.{2 * int(match[1]) - 1}.{match[2]}'
+        match = re.match(r'stages\.(\d)\.blocks\.(.+)', key)
+        if match:
+            key = f'stages.{2 * int(match[1])}.blocks.{match[2]}'
+        key = key.replace('conv_head.', 'avgpool_pre_head.1.')
+        key = key.replace('classifier.', 'head.')
+        official[key] = value
+    for i, norm in (detection_norms or {}).items():
+        for name, value in norm.state_dict().items():
+            official[f'norm{2 * i}.{name}'] = value
+    return official
+
+
+def load(model, path, prefix=None):
+    """What ``init_weights`` does, returning (missing, unexpected)."""
+    return load_pretrained_checkpoint(
+        model, str(path), prefix=prefix, convert=model.convert_checkpoint,
+        ignore=model.ignored_checkpoint_keys)
+
+
+@pytest.mark.parametrize('arch', ALL_ARCHS)
+def test_output_shapes_on_meta(arch):
+    """Every variant at two input sizes (meta device: shapes only)."""
+    dims = EMBED_DIMS[arch]
+    with torch.device('meta'):
+        model = FasterNet(arch, out_indices=(0, 1, 2, 3))
+        assert model.out_channels == (dims, 2 * dims, 4 * dims, 8 * dims)
+        for size in (64, 96):
+            outs = model(torch.empty(2, 3, size, size))
+            assert [tuple(out.shape) for out in outs] == [
+                (2, dims * 2**i, size // 2**(i + 2), size // 2**(i + 2))
+                for i in range(4)
+            ]
+        assert FasterNet(arch).out_channels == (2 * dims, 4 * dims, 8 * dims)
+
+
+def test_out_indices_order_and_negative():
+    model = FasterNet('t0', out_indices=(-1, 1)).eval()
+    assert model.out_indices == (3, 1)
+    assert model.out_channels == (320, 80)
+    outs = model(torch.rand(1, 3, 64, 64))
+    assert [out.shape[1] for out in outs] == [320, 80]
+    assert not hasattr(model, 'norm0') and hasattr(model, 'norm3')
+
+
+@pytest.mark.parametrize('arch', ALL_ARCHS)
+def test_parameter_counts(arch):
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    with torch.device('meta'):
+        classifier = timm_classifier(arch)
+        plain = FasterNet(arch, with_out_norm=False)
+        normed = FasterNet(arch, out_indices=(0, 1, 2, 3))
+    # The published figures are within 0.1M of timm's classifier.
+    assert abs(count(classifier) / 1e6 - PUBLISHED_PARAMS[arch]) < 0.1
+    head = count(classifier.conv_head) + count(classifier.classifier)
+    assert count(plain) == count(classifier) - head
+    # One BatchNorm (weight + bias) per returned map.
+    assert count(normed) - count(plain) == 2 * sum(normed.out_channels)
+
+
+# A small ReLU arch (t2/s/m/l use ReLU, t0/t1 GELU), to test both cheaply.
+TINY_RELU = dict(embed_dims=16, depths=(1, 1, 2, 1),
+                 act_cfg=dict(type='ReLU', inplace=True))
+REFERENCE_ARCHS = pytest.mark.parametrize(
+    'arch', ['t0', TINY_RELU], ids=['t0-gelu', 'tiny-relu'])
+
+
+@pytest.fixture(scope='module')
+def references():
+    """timm classifiers with random weights and BN statistics, by arch id."""
+    torch.manual_seed(0)
+    return {
+        't0': randomize_batchnorms(timm_classifier('t0')).eval(),
+        'tiny-relu': randomize_batchnorms(
+            TimmFasterNet(embed_dim=16, depths=(1, 1, 2, 1))).eval(),
+    }
+
+
+def reference_of(arch, references):
+    return references['t0' if arch == 't0' else 'tiny-relu']
+
+
+@REFERENCE_ARCHS
+def test_features_equal_timm(arch, references, tmp_path):
+    """timm's own layout, loaded via init_cfg, gives timm's features."""
+    reference = reference_of(arch, references)
+    torch.save({'state_dict': reference.state_dict()}, tmp_path / 'timm.pth')
+    model = FasterNet(arch, out_indices=(0, 1, 2, 3), with_out_norm=False,
+                      init_cfg=dict(type='Pretrained',
+                                    checkpoint=str(tmp_path / 'timm.pth')))
+    model.init_weights()
+    model.eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = reference.forward_intermediates(x, intermediates_only=True)
+        outs = model(x)
+    assert len(outs) == len(expected) == 4
+    for out, ref in zip(outs, expected):
+        torch.testing.assert_close(out, ref)
+
+
+def test_timm_layout_loads_without_missing_keys(references, tmp_path):
+    reference = references['t0']
+    torch.save(reference.state_dict(), tmp_path / 'timm.pth')
+    model = FasterNet('t0', with_out_norm=False)
+    missing, unexpected = load(model, tmp_path / 'timm.pth')
+    assert missing == [] and unexpected == []  # classifier dropped silently
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, reference.state_dict()[key])
+
+
+def test_official_classification_layout(references, tmp_path):
+    reference = references['t0']
+    official = timm_to_official(reference.state_dict())
+    assert 'stages.5.reduction.weight' in official
+    assert 'stages.6.blocks.1.mlp.3.weight' in official
+    assert 'avgpool_pre_head.1.weight' in official and 'head.bias' in official
+    torch.save(official, tmp_path / 'fasternet_t0-epoch.281.pth')
+
+    model = FasterNet('t0', out_indices=(0, 1, 2, 3), with_out_norm=False)
+    missing, unexpected = load(model, tmp_path / 'fasternet_t0-epoch.281.pth')
+    assert missing == [] and unexpected == []
+    model.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference.forward_intermediates(x, intermediates_only=True)
+        for out, ref in zip(model(x), expected):
+            torch.testing.assert_close(out, ref)
+
+    # With output norms (the default) only those new layers are missing.
+    model = FasterNet('t0')
+    missing, unexpected = load(model, tmp_path / 'fasternet_t0-epoch.281.pth')
+    assert unexpected == []
+    assert {key.split('.')[0] for key in missing} == {f'norm{i}'
+                                                      for i in (1, 2, 3)}
+
+
+def test_official_detection_layout_via_init_cfg(references, tmp_path):
+    """An mmdet checkpoint of the official detection model (norm0/2/4/6)."""
+    reference = references['t0']
+    norms = {i: randomize_batchnorms(nn.BatchNorm2d(40 * 2**i)).eval()
+             for i in range(4)}
+    detector = {f'backbone.{k}': v for k, v in timm_to_official(
+        reference.state_dict(), detection_norms=norms).items()
+        if not k.startswith(('head.', 'avgpool_pre_head.'))}
+    detector['neck.lateral_convs.0.conv.weight'] = torch.rand(8, 80, 1, 1)
+    torch.save({'meta': {}, 'state_dict': detector}, tmp_path / 'det.pth')
+
+    model = FasterNet('t0')  # out_indices (1, 2, 3): norm2, norm4, norm6
+    missing, unexpected = load(model, tmp_path / 'det.pth', prefix='backbone')
+    assert missing == []
+    assert {key.split('.')[0] for key in unexpected} == {'norm0'}
+
+    model = MODELS.build(dict(
+        type='FasterNet', arch='t0',
+        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'det.pth'),
+                      prefix='backbone.')))
+    model.init_weights()
+    model.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        feats = reference.forward_intermediates(x, intermediates_only=True)
+        for i, out in zip((1, 2, 3), model(x)):
+            torch.testing.assert_close(out, norms[i](feats[i]))
+
+
+def test_wrong_arch_checkpoint_raises(references, tmp_path):
+    torch.save(references['tiny-relu'].state_dict(), tmp_path / 'tiny.pth')
+    model = FasterNet('t0', init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'tiny.pth')))
+    with pytest.raises(ValueError, match='wrong arch'):
+        model.init_weights()
+
+
+@REFERENCE_ARCHS
+def test_switch_to_deploy(arch):
+    torch.manual_seed(0)
+    model = randomize_batchnorms(FasterNet(arch, out_indices=(0, 1, 2, 3)))
+    model.eval()
+    deployed = copy.deepcopy(model)
+    deployed.switch_to_deploy()
+    x = torch.rand(1, 3, 64, 64)
+    x_copy = x.clone()
+    with torch.no_grad():
+        expected = model(x)
+        outs = deployed(x)
+    torch.testing.assert_close(x, x_copy)  # slicing clones, never in place
+    for out, ref in zip(outs, expected):
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+    # Only the output norms remain as BatchNorms; PConv uses slicing.
+    norms = [name for name, m in deployed.named_modules()
+             if isinstance(m, nn.BatchNorm2d)]
+    assert norms == ['norm0', 'norm1', 'norm2', 'norm3']
+    pconv = deployed.stages[2].blocks[0].spatial_mixing
+    assert pconv.forward.__func__ is type(pconv).forward_slicing
+
+    # Idempotent.
+    state = copy.deepcopy(deployed.state_dict())
+    deployed.switch_to_deploy()
+    assert deployed.state_dict().keys() == state.keys()
+    with torch.no_grad():
+        for out, ref in zip(deployed(x), outs):
+            torch.testing.assert_close(out, ref)
+
+    # A model built with deploy=True loads the deployed checkpoint strictly.
+    rebuilt = FasterNet(arch, out_indices=(0, 1, 2, 3), deploy=True).eval()
+    rebuilt.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        for out, ref in zip(rebuilt(x), outs):
+            torch.testing.assert_close(out, ref)
+
+
+def test_deploy_shortcut_intact_in_every_block():
+    """The residual input of each block must survive the slicing PConv."""
+    model = randomize_batchnorms(FasterNet('t0')).eval()
+    model.switch_to_deploy()
+    block = model.stages[0].blocks[0]
+    x = torch.rand(1, 40, 8, 8)
+    x_copy = x.clone()
+    with torch.no_grad():
+        out = block(x)
+        mixed = block.spatial_mixing(x_copy)
+    torch.testing.assert_close(x, x_copy)
+    torch.testing.assert_close(out, x_copy + block.mlp(mixed))
+
+
+def test_frozen_stages_and_norm_eval():
+    model = FasterNet('t0', frozen_stages=2, norm_eval=False)
+    model.train()
+    frozen = [model.patch_embed, model.stages[0], model.stages[1],
+              model.norm1]
+    for module in frozen:
+        assert not module.training
+        assert all(not p.requires_grad for p in module.parameters())
+    for module in (model.stages[2], model.stages[3], model.norm2):
+        assert module.training
+        assert all(p.requires_grad for p in module.parameters())
+
+    # Still frozen after the switch to the deploy form (new fused convs).
+    model.switch_to_deploy()
+    assert all(not p.requires_grad for p in model.patch_embed.parameters())
+    assert all(not p.requires_grad for p in model.stages[1].parameters())
+    assert all(p.requires_grad for p in model.stages[2].parameters())
+
+    model = FasterNet('t0', norm_eval=True).train()
+    assert all(not m.training for m in model.modules()
+               if isinstance(m, nn.BatchNorm2d))
+    assert model.stages[2].blocks[0].training
+
+
+def test_gradient_flow():
+    model = FasterNet('t0', out_indices=(0, 1, 2, 3), frozen_stages=0,
+                      drop_path_rate=0.2).train()
+    outs = model(torch.rand(2, 3, 64, 64))
+    sum(out.mean() for out in outs).backward()
+    for name, param in model.named_parameters():
+        if name.startswith('patch_embed'):
+            assert param.grad is None
+        else:
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_custom_arch_dict():
+    model = FasterNet(dict(embed_dims=16, depths=(1, 1, 2, 1),
+                           act_cfg=dict(type='ReLU')))
+    assert model.out_channels == (32, 64, 128)
+    assert [out.shape[1] for out in model(torch.rand(1, 3, 64, 64))] == \
+        [32, 64, 128]
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(arch='xl'), r"unknown arch 'xl'; valid archs are \['l', 'm', "),
+    (dict(arch=dict(embed_dims=16)), 'missing'),
+    (dict(arch=dict(embed_dims=16, depths=(1, 2, 2),
+                    act_cfg=dict(type='ReLU'))), '4 positive ints'),
+    (dict(out_indices=(1, 4)), r'out_indices .* has 4'),
+    (dict(frozen_stages=5), 'frozen_stages=5 is out of range'),
+    (dict(drop_path_rate=1.5), r'drop_path_rate must be in \[0, 1\)'),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FasterNet(**kwargs)
