@@ -8,11 +8,13 @@ the renaming the official repository's ``models/fasternet.py`` implies
 """
 import copy
 import re
+from pathlib import Path
 
 import pytest
 import timm
 import torch
 from timm.models.fasternet import FasterNet as TimmFasterNet
+from mmengine.config import Config
 from torch import nn
 
 from mmdet.registry import MODELS
@@ -23,6 +25,7 @@ from rtdetr_mm.models.utils import load_pretrained_checkpoint
 PUBLISHED_PARAMS = dict(t0=3.9, t1=7.6, t2=15.0, s=31.1, m=53.5, l=93.4)
 EMBED_DIMS = dict(t0=40, t1=64, t2=96, s=128, m=144, l=192)
 ALL_ARCHS = tuple(PUBLISHED_PARAMS)
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 
 
 def timm_classifier(arch, **kwargs):
@@ -331,3 +334,21 @@ def test_custom_arch_dict():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         FasterNet(**kwargs)
+
+
+@pytest.mark.parametrize('arch', ALL_ARCHS)
+def test_coco_configs(arch):
+    cfg = Config.fromfile(CONFIG_DIR / f'rtdetr_fasternet_{arch}_coco.py')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'FasterNet' and backbone.arch == arch
+    with torch.device('meta'):
+        model = MODELS.build(backbone)
+    assert list(model.out_channels) == cfg.model.neck.in_channels
+    assert re.fullmatch(
+        'https://github.com/JierunChen/FasterNet/releases/download/v1.0/'
+        rf'fasternet_{arch}-epoch\.\d+-val_acc1\.\d+\.\d+\.pth',
+        backbone.init_cfg.checkpoint)
+    official_drop_path = dict(s=0.15, m=0.2, l=0.3)
+    if arch in official_drop_path:
+        assert backbone.drop_path_rate == official_drop_path[arch]
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult == 0.1
