@@ -1,2 +1,3 @@
 """Backbones registered in mmdet's MODELS (one file per family)."""
 from .fasternet import FasterNet  # noqa: F401
+from .vanillanet import VanillaNet  # noqa: F401
