@@ -1,3 +1,4 @@
 """Backbones registered in mmdet's MODELS (one file per family)."""
 from .fasternet import FasterNet  # noqa: F401
+from .revcol import RevCol  # noqa: F401
 from .vanillanet import VanillaNet  # noqa: F401
