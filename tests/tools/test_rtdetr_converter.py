@@ -36,14 +36,16 @@ TINY = dict(
 
 
 def tiny_config(tmp_path, name, depth):
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'rtdetr_{name}_coco.py'))
-    cfg.merge_from_dict(dict(model=TINY))
-    cfg.model.backbone.depth = depth
+    """Write a tiny config inheriting ``configs/rtdetr_{name}_coco.py``."""
+    model = copy.deepcopy(TINY)
+    model['backbone']['depth'] = depth
     if depth >= 50:
-        cfg.model.neck.in_channels = [64, 128, 256]
+        model['neck']['in_channels'] = [64, 128, 256]
+    base = osp.abspath(osp.join(ROOT, 'configs', f'rtdetr_{name}_coco.py'))
     path = str(tmp_path / f'tiny_{name}.py')
-    cfg.dump(path)
-    return path, cfg
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{base!r}]\nmodel = {model!r}\n')
+    return path, Config.fromfile(path)
 
 
 def random_state(cfg):
