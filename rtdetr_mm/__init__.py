@@ -10,6 +10,6 @@ from .version import __version__
 
 register_safe_globals()
 
-from . import datasets, models  # noqa: E402,F401  (register the modules)
+from . import datasets, engine, models  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__']

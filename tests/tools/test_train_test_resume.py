@@ -4,6 +4,7 @@ import pickle
 import pytest
 import torch
 
+import rtdetr_mm  # noqa: F401  (weights_only allow-list, as users get it)
 from .conftest import REPO, run, scalars, small_run_config, write_config
 
 pytestmark = pytest.mark.usefixtures('toy_data')
