@@ -79,19 +79,32 @@ class SeriesActivation(nn.Conv2d):
         self.deploy = True
 
 
-class HalvingAdaptiveMaxPool(nn.Module):
-    """Adaptive max pooling to ``ceil(H / 2) x ceil(W / 2)``.
+class PyramidAdaptiveMaxPool(nn.Module):
+    """Adaptive max pooling that halves and keeps a pyramid 2x apart.
 
-    The official ``13_x1_5_ada_pool`` model pools to fixed sizes (38, 19, 10)
-    chosen for a 224x224 input, which is ``ceil(size / 2)`` of its incoming
-    maps (75, 38, 19). Computing the size from the input keeps that exact
-    behaviour at 224 and gives maps proportional to any detection input.
+    The official ``13_x1_5_ada_pool`` model (stride-3 stem) pools to fixed
+    sizes, 38, 19 and 10, chosen for 224x224 inputs. For any input this
+    module pools ``n`` to ``ceil(n / 2**(r + 1)) * 2**r``, where ``r`` is the
+    number of halvings still to come, so the three pooled levels are exactly
+    ``4c, 2c, c``, as a detection neck that upsamples by 2 needs. The last
+    pool is ``ceil(n / 2)``, the official 19 -> 10; at 224 the first two give
+    40 and 20 instead of 38 and 19.
+
+    Args:
+        remaining (int): stride-2 layers after this one (2, 1 or 0).
+
+    Shape:
+        (B, C, H, W) -> (B, C, H', W').
     """
 
+    def __init__(self, remaining: int):
+        super().__init__()
+        self.remaining = remaining
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
+        step = 2**self.remaining
         return F.adaptive_max_pool2d(
-            x, (math.ceil(height / 2), math.ceil(width / 2)))
+            x, tuple(math.ceil(n / (2 * step)) * step for n in x.shape[-2:]))
 
 
 @torch.no_grad()
@@ -206,12 +219,13 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
     the official detection code.
 
     ``13_x1_5_ada_pool`` (the official stride-3 stem and adaptive max pooling
-    sized for 224x224) is supported for any input size: each stride-2 block
-    pools to ``ceil(H/2) x ceil(W/2)`` (:class:`HalvingAdaptiveMaxPool`), which
-    reproduces the official sizes at 224 exactly. Its pyramid strides are
-    then about 3/6/12/24 instead of 4/8/16/32 (a 640 input gives 213, 107,
-    54 and 27 pixels), so a neck or head used with it must compute positions
-    from the feature-map sizes, not from fixed strides.
+    to fixed sizes for 224x224 inputs) works for any input size: its pools
+    are sized from the input so that pyramid stages 1..3 are exactly 2x apart
+    (:class:`PyramidAdaptiveMaxPool`; a 640 input gives 213, 108, 54 and 27
+    pixels). Its strides are then about 3/6/12/24 instead of 4/8/16/32 (1.8x
+    the tokens of ``13_x1_5``, the resolution gain the variant exists for),
+    so the neck and head must take positions from the map sizes, as
+    RT-DETR's do.
 
     Args:
         arch (str | dict): ``'5'``, ``'6'``, ..., ``'13'``, ``'13_x1_5'`` or
@@ -329,7 +343,8 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
         for i, stride in enumerate(strides):
             pool = None
             if stride == 2:
-                pool = (HalvingAdaptiveMaxPool()
+                remaining = strides[i + 1:].count(2)
+                pool = (PyramidAdaptiveMaxPool(remaining)
                         if self.ada_pool else nn.MaxPool2d(2))
             self.stages.append(
                 VanillaBlock(dims[i], dims[i], dims[i + 1], act_num, norm_cfg,

@@ -6,13 +6,15 @@ Official checkpoints are written by the tests in the official key layout,
 generated from the official module definition (not from our module).
 """
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from mmdet.registry import MODELS
+from mmengine.config import Config
 from torch import nn
 
-from rtdetr_mm.models.backbones.vanillanet import (HalvingAdaptiveMaxPool,
+from rtdetr_mm.models.backbones.vanillanet import (PyramidAdaptiveMaxPool,
                                                    VanillaNet)
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
 
@@ -23,6 +25,7 @@ DEPLOY_PARAMS_M = {'5': 15.5, '6': 32.5, '7': 32.8, '8': 37.1, '9': 41.4,
                    '10': 45.7, '11': 50.0, '12': 54.3, '13': 58.6,
                    '13_x1_5': 127.8, '13_x1_5_ada_pool': 127.8}
 TRAIN_PARAMS_M = {'5': 22.33, '13': 107.70}
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 # small archs: stride-1 blocks in stages 0 and 2 and 3
 SMALL = dict(dims=[8, 8, 16, 32, 32, 48, 48], strides=[1, 2, 2, 1, 2, 1])
 SMALL_ADA = dict(SMALL, ada_pool=True)
@@ -122,10 +125,10 @@ def test_shapes_and_out_channels_every_variant(arch):
         for size in (64, 96):
             outs = model(torch.empty(1, 3, size, size))
             if arch.endswith('ada_pool'):
-                # stride-3 stem, then ceil-halving pools
-                sides = [(size + 2 - 4) // 3 + 1]
-                for _ in range(3):
-                    sides.append(math.ceil(sides[-1] / 2))
+                # stride-3 stem, then pools to 4c, 2c, c
+                stem = (size + 2 - 4) // 3 + 1
+                coarsest = math.ceil(stem / 8)
+                sides = [stem, 4 * coarsest, 2 * coarsest, coarsest]
             else:
                 sides = [size // 4, size // 8, size // 16, size // 32]
             assert [tuple(o.shape) for o in outs] == [
@@ -151,20 +154,25 @@ def test_vanillanet13_taps_match_official_detection():
     assert model5.out_channels == (512, 1024, 2048, 4096)
 
 
-def test_ada_pool_reproduces_official_224_sizes_and_values():
+def test_ada_pool_keeps_the_pyramid_2x_apart_for_detection_inputs():
     with torch.device('meta'):
         model = VanillaNet(arch='13_x1_5_ada_pool', out_indices=(0, 1, 2, 3))
-        outs = model(torch.empty(1, 3, 224, 224))
-    # official sizes: stem 75, then AdaptiveMaxPool2d 38, 19, 10
-    assert [o.shape[-1] for o in outs] == [75, 38, 19, 10]
-    x = torch.randn(2, 4, 75, 75)
-    torch.testing.assert_close(HalvingAdaptiveMaxPool()(x),
-                               nn.AdaptiveMaxPool2d((38, 38))(x))
-    # and detection-sized, non-square inputs work
+        for height, width in ((640, 640), (640, 480), (224, 224), (96, 160)):
+            outs = model(torch.empty(1, 3, height, width))
+            sizes = [tuple(o.shape[-2:]) for o in outs]
+            stem = ((height - 2) // 3 + 1, (width - 2) // 3 + 1)
+            assert sizes[0] == stem  # official stride-3, padding-1 stem
+            for fine, coarse in zip(sizes[1:], sizes[2:]):
+                assert fine == (2 * coarse[0], 2 * coarse[1])
+            assert sizes[3] == tuple(math.ceil(s / 8) for s in stem)
     with torch.device('meta'):
-        outs = model(torch.empty(1, 3, 640, 480))
-    assert [tuple(o.shape[-2:]) for o in outs] == [(213, 160), (107, 80),
-                                                   (54, 40), (27, 20)]
+        outs = model(torch.empty(1, 3, 640, 640))
+    assert [o.shape[-1] for o in outs] == [213, 108, 54, 27]
+    # the last pool is the official one: AdaptiveMaxPool2d(10) on 19x19 maps
+    x = torch.randn(2, 4, 19, 19)
+    torch.testing.assert_close(PyramidAdaptiveMaxPool(0)(x),
+                               nn.AdaptiveMaxPool2d((10, 10))(x))
+    assert PyramidAdaptiveMaxPool(2)(torch.randn(1, 1, 75, 75)).shape[-1] == 40
 
 
 # ------------------------------------------------------- parameter counts
@@ -405,3 +413,25 @@ def test_bad_arguments(kwargs, error, match):
     with torch.device('meta'):
         with pytest.raises(error, match=match):
             VanillaNet(**kwargs)
+
+
+# --------------------------------------------------------------- configs
+@pytest.mark.parametrize('arch', ALL_ARCHS[:-1])
+def test_coco_configs(arch):
+    cfg = Config.fromfile(CONFIG_DIR / f'rtdetr_vanillanet_{arch}_coco.py')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'VanillaNet' and backbone.arch == arch
+    assert backbone.act_num == (4 if arch == '13' else 3)
+    with torch.device('meta'):
+        model = MODELS.build(backbone)
+    assert list(model.out_channels) == cfg.model.neck.in_channels
+    release = ('vanillanet_13_act_num_4_kd_pretrain.pth'
+               if arch == '13' else f'vanillanet_{arch}.pth')
+    assert backbone.init_cfg == dict(
+        type='Pretrained',
+        checkpoint='https://github.com/huawei-noah/VanillaNet/releases/'
+        f'download/ckpt/{release}')
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult == 0.1
+    hooks = {hook.type: hook for hook in cfg.custom_hooks}
+    assert hooks['VanillaNetDeepTrainingHook'].decay_epochs == 24
+    assert hooks['EMAHook'].momentum == 0.0001
