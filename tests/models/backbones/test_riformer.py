@@ -1,7 +1,11 @@
 """Tests of the RIFormer backbone (a subclass of mmpretrain's RIFormer)."""
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from mmdet.registry import MODELS
+from mmengine.config import Config
 from mmpretrain.models.backbones.riformer import \
     RIFormer as MMPretrainRIFormer
 from torch import nn
@@ -9,6 +13,7 @@ from torch import nn
 from rtdetr_mm.models.backbones import RIFormer
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
 
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 # Published ImageNet parameter counts (mmpretrain's
 # configs/riformer/metafile.yml) of the classifier: backbone + GAP + a
 # 1000-way linear head.
@@ -324,3 +329,19 @@ def test_wrong_arch_checkpoint_raises(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RIFormer(**kwargs)
+
+
+@pytest.mark.parametrize('arch', list(PUBLISHED_PARAMS))
+def test_coco_configs(arch):
+    cfg = Config.fromfile(CONFIG_DIR / f'rtdetr_riformer_{arch}_coco.py')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'RIFormer' and backbone.arch == arch
+    with torch.device('meta'):
+        model = MODELS.build(backbone)
+    assert list(model.out_channels) == cfg.model.neck.in_channels
+    assert backbone.init_cfg.prefix == 'backbone.'
+    assert re.fullmatch(
+        'https://download.openmmlab.com/mmclassification/v1/riformer/'
+        rf'riformer-{arch}_32xb128_in1k_20230406-[0-9a-f]{{8}}\.pth',
+        backbone.init_cfg.checkpoint)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult == 0.1
