@@ -1,9 +1,15 @@
 """Tests of the MobileNetV4 backbone against timm's own MobileNetV4 models."""
+from pathlib import Path
+
 import pytest
 import timm
 import torch
 from huggingface_hub import constants as hf_constants
 from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -20,6 +26,14 @@ PUBLISHED_PARAMS_M = dict(conv_small=3.77, conv_medium=9.72, conv_large=32.59,
 TF_C5 = dict(conv_small=128, conv_medium=256, conv_large=512,
              hybrid_medium=256, hybrid_large=512)
 TIMM_HEAD = ('conv_head', 'norm_head', 'classifier')
+# the ImageNet weights the COCO configs start from (timm's hub names)
+COCO_CHECKPOINTS = dict(
+    conv_small='mobilenetv4_conv_small.e2400_r224_in1k',
+    conv_medium='mobilenetv4_conv_medium.e500_r256_in1k',
+    conv_large='mobilenetv4_conv_large.e600_r384_in1k',
+    hybrid_medium='mobilenetv4_hybrid_medium.ix_e550_r256_in1k',
+    hybrid_large='mobilenetv4_hybrid_large.ix_e600_r384_in1k')
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -346,3 +360,54 @@ def test_registry_build():
 def test_bad_arguments(kwargs, error, match):
     with torch.device('meta'), pytest.raises(error, match=match):
         MobileNetV4(**kwargs)
+
+
+@pytest.mark.parametrize('arch', MAIN_ARCHS)
+def test_coco_configs(arch):
+    cfg = Config.fromfile(CONFIG_DIR / f'rtdetr_mobilenetv4_{arch}_coco.py')
+    backbone, neck = cfg.model.backbone, cfg.model.neck
+    assert backbone.type == 'MobileNetV4' and backbone.arch == arch
+    assert backbone.init_cfg == dict(
+        type='Pretrained', checkpoint=f'timm://{COCO_CHECKPOINTS[arch]}')
+    assert timm.list_pretrained(COCO_CHECKPOINTS[arch]) == [
+        COCO_CHECKPOINTS[arch]]
+    with torch.device('meta'):
+        model = MODELS.build(backbone)
+    assert list(model.out_channels) == neck.in_channels
+    # one width from the neck through the decoder to the head
+    layer = cfg.model.decoder.layer_cfg
+    assert {neck.hidden_dim, layer.self_attn_cfg.embed_dims,
+            layer.cross_attn_cfg.embed_dims, layer.ffn_cfg.embed_dims,
+            cfg.model.bbox_head.embed_dims} == {
+                128 if arch == 'conv_small' else 256}
+    lr_mult = cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult
+    assert lr_mult == (0.5 if arch == 'conv_small' else 0.1)
+
+
+@pytest.mark.parametrize('config', [
+    'toy/rtdetr_mobilenetv4_conv_small_toy.py',
+    'rtdetr_mobilenetv4_conv_small_coco.py'
+])
+def test_detector_loss_step(config):
+    """The toy detector and the nano-sized COCO one build and take a finite
+    loss step (from scratch: no download)."""
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(CONFIG_DIR / config)
+    cfg.model.backbone.pop('init_cfg', None)
+    cfg.model.data_preprocessor.batch_augments = None  # keep 128 px
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    # 128 px: 16*16 + 8*8 + 4*4 = 336 encoder tokens >= 300 queries
+    sample = DetDataSample(metainfo=dict(
+        img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1.0, 1.0)))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[8., 8., 40., 48.]]), labels=torch.tensor([1]))
+    data = model.data_preprocessor(
+        dict(inputs=[torch.randint(0, 256, (3, 128, 128), dtype=torch.uint8)],
+             data_samples=[sample]), True)
+    loss, _ = model.parse_losses(model(**data, mode='loss'))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.backbone.blocks[3][-1].pw_proj.conv.weight.grad is not None
