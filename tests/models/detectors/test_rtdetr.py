@@ -12,12 +12,12 @@ from mmdet.structures import DetDataSample
 
 CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs')
 DIM = 32
-# R18vd layout at a tiny width: base 16 channels, hidden 32, 2 decoder layers
+# R18vd layout at a tiny width: base 8 channels, hidden 32, 2 decoder layers
 TINY = dict(
     data_preprocessor=dict(batch_augments=None),
-    backbone=dict(base_channels=16, stem_channels=16),
+    backbone=dict(base_channels=8, stem_channels=8),
     neck=dict(
-        in_channels=[32, 64, 128],
+        in_channels=[16, 32, 64],
         hidden_dim=DIM,
         depth_mult=0.34,
         encoder_layer=dict(
@@ -77,7 +77,7 @@ def randomize_bn(model):
 @pytest.mark.parametrize('dn', [True, False])
 def test_loss_step_finite_with_gradients(dn):
     model = build(**({} if dn else dict(dn_cfg=None))).train()
-    batch = make_batch(model, [(128, 160), (128, 160)], [3, 1], True)
+    batch = make_batch(model, [(96, 128), (96, 128)], [3, 1], True)
     losses = model.loss(*batch)
     assert ('dn_loss_cls' in losses) == dn
     assert 'enc_loss_iou' in losses and 'd0.loss_cls' in losses
@@ -93,26 +93,26 @@ def test_loss_step_finite_with_gradients(dn):
 
 def test_loss_with_images_without_boxes():
     model = build().train()
-    batch = make_batch(model, [(128, 160), (128, 160)], [0, 0], True)
+    batch = make_batch(model, [(96, 128), (96, 128)], [0, 0], True)
     losses = model.loss(*batch)
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
-    batch = make_batch(model, [(128, 160), (128, 160)], [2, 0], True)
+    batch = make_batch(model, [(96, 128), (96, 128)], [2, 0], True)
     assert torch.isfinite(sum(model.loss(*batch).values()))
 
 
 def test_predict_different_sizes_and_eval_idx():
     model = build(decoder=dict(eval_idx=0)).eval()
-    batch = make_batch(model, [(128, 160), (96, 128)], [1, 1], False)
+    batch = make_batch(model, [(96, 128), (64, 96)], [1, 1], False)
     with torch.no_grad():
         results = model.predict(*batch)
         hidden = model.forward_transformer(
             model.extract_feat(batch[0]),
             batch[1])['hidden_states']
     assert hidden.shape[0] == 1  # stopped after layer eval_idx=0
-    assert batch[0].shape[-2:] == (128, 160)  # padded to /32
-    for res, (h, w) in zip(results, [(128, 160), (96, 128)]):
+    assert batch[0].shape[-2:] == (96, 128)  # padded to /32
+    for res, (h, w) in zip(results, [(96, 128), (64, 96)]):
         pred = res.pred_instances
         assert pred.bboxes.shape == (15, 4)
         assert torch.all(pred.bboxes[:, 2] <= w) and \
@@ -124,7 +124,7 @@ def test_switch_to_deploy_equivalence():
     model = build()
     randomize_bn(model)
     model.eval()
-    batch = make_batch(model, [(128, 160)], [1], False)
+    batch = make_batch(model, [(96, 128)], [1], False)
     with torch.no_grad():
         feats = model.extract_feat(batch[0])
         ref = model.bbox_head(**model.forward_transformer(feats))
@@ -140,8 +140,8 @@ def test_switch_to_deploy_equivalence():
 def test_bad_config():
     with pytest.raises(KeyError, match='NoSuchBackbone'):
         build(backbone=dict(type='NoSuchBackbone'))
-    model = build(neck=dict(in_channels=[32, 64, 256])).eval()
-    batch = make_batch(model, [(128, 160)], [1], False)
+    model = build(neck=dict(in_channels=[16, 32, 128])).eval()
+    batch = make_batch(model, [(96, 128)], [1], False)
     with pytest.raises(ValueError, match='neck.in_channels'):
         model.predict(*batch)
     with pytest.raises(ValueError, match='dn_cfg must not set'):
