@@ -1,4 +1,4 @@
-"""tools/deploy/deploy_rtdetr.py on a small RT-DETR with a RIFormer backbone."""
+"""tools/deploy/deploy_rtdetr.py on a small RT-DETR with a RIFormer."""
 import copy
 import importlib.util
 

@@ -5,24 +5,30 @@
         [--warmup 2] [--device cpu|cuda] [--threads N] \
         [--config configs/rtdetr_riformer_s12_coco.py]
 
-For each arch the backbone is built once (random weights), copied, and the
-copy switched to deploy form; the two are then timed alternately (so load on a
-shared machine hits both alike) and the table prints the median latencies,
-their ratio and the largest output difference. ``--config`` adds the whole
-detector of an RT-DETR config (built with random weights, ``predict`` mode,
-one image), switched with ``switch_to_deploy()`` on the detector.
+For each arch the backbone is built once (random weights, a random image in
+[0, 1]), copied, and the copy switched to deploy form; the two are then timed
+alternately (so load on a shared machine hits both alike) and the table
+prints the median latencies, their ratio and the largest output difference.
+``--config`` adds the whole detector of an RT-DETR config (random weights,
+``predict`` mode with post-processing, boxes in pixels), switched with the
+detector's ``switch_to_deploy()`` (backbone and neck).
 """
 import argparse
 import copy
+import os.path as osp
 import statistics
 import time
 from typing import Callable, List, Tuple
 
 import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from torch import nn
 
+import rtdetr_mm  # noqa: F401  (registers the modules)
 from rtdetr_mm.models.backbones import RIFormer
-from rtdetr_mm.models.utils import switch_submodules_to_deploy
 
 
 def parse_args(argv=None):
@@ -43,15 +49,6 @@ def parse_args(argv=None):
     parser.add_argument('--config',
                         help='an RT-DETR config: also time the detector')
     return parser.parse_args(argv)
-
-
-def deploy(model: nn.Module) -> nn.Module:
-    """Switch ``model`` (a backbone or a whole detector) to deploy form."""
-    if hasattr(model, 'switch_to_deploy'):
-        model.switch_to_deploy()
-    else:
-        switch_submodules_to_deploy(model)
-    return model
 
 
 def synchronize(device: torch.device) -> None:
@@ -89,7 +86,8 @@ def max_difference(a, b) -> float:
 def bench_backbone(arch: str, inputs: torch.Tensor, args,
                    device: torch.device) -> list:
     model = RIFormer(arch=arch).to(device).eval()
-    fused = deploy(copy.deepcopy(model))
+    fused = copy.deepcopy(model)
+    fused.switch_to_deploy()
     with torch.no_grad():
         diff = max_difference(model(inputs), fused(inputs))
     before, after = time_pair(lambda: model(inputs), lambda: fused(inputs),
@@ -101,17 +99,12 @@ def bench_backbone(arch: str, inputs: torch.Tensor, args,
 
 def bench_detector(config: str, inputs: torch.Tensor, args,
                    device: torch.device) -> list:
-    from mmdet.registry import MODELS
-    from mmdet.structures import DetDataSample
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import rtdetr_mm  # noqa: F401  (registers the modules)
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     cfg.model.backbone.pop('init_cfg', None)  # random weights, no download
     model = MODELS.build(cfg.model).to(device).eval()
-    fused = deploy(copy.deepcopy(model))
+    fused = copy.deepcopy(model)
+    fused.switch_to_deploy()  # backbone and neck
     height, width = inputs.shape[-2:]
     meta = dict(img_shape=(height, width), ori_shape=(height, width),
                 pad_shape=(height, width), batch_input_shape=(height, width),
@@ -122,14 +115,13 @@ def bench_detector(config: str, inputs: torch.Tensor, args,
         return detector(inputs, copy.deepcopy(samples), mode='predict')
 
     with torch.no_grad():
-        diff = max_difference(
-            [r.pred_instances.bboxes for r in run(model)] +
-            [r.pred_instances.scores for r in run(model)],
-            [r.pred_instances.bboxes for r in run(fused)] +
-            [r.pred_instances.scores for r in run(fused)])
+        results = [run(model), run(fused)]
+    diff = max_difference(*[
+        [r.pred_instances.bboxes for r in rs] +
+        [r.pred_instances.scores for r in rs] for rs in results])
     before, after = time_pair(lambda: run(model), lambda: run(fused),
                               args.repeat, args.warmup, device)
-    return [f'detector {cfg.model.backbone.get("arch", "")}',
+    return [f'RT-DETR {osp.basename(config)}',
             f'{num_params(model):.2f}', f'{num_params(fused):.2f}',
             f'{before * 1e3:.1f}', f'{after * 1e3:.1f}',
             f'{before / after:.3f}', f'{diff:.1e}']
@@ -155,7 +147,7 @@ def main(argv=None):
     device = torch.device(args.device)
     height, width = (args.shape * 2)[:2]
     torch.manual_seed(0)
-    inputs = torch.randn(args.batch_size, 3, height, width, device=device)
+    inputs = torch.rand(args.batch_size, 3, height, width, device=device)
     rows = [bench_backbone(arch, inputs, args, device) for arch in args.archs]
     if args.config:
         rows.append(bench_detector(args.config, inputs, args, device))
