@@ -10,6 +10,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList
 from mmdet.utils import ConfigType, OptConfigType
 from ..layers import RTDETRCdnQueryGenerator, RTDETRTransformerDecoder
+from ..utils import switch_submodules_to_deploy
 
 
 @MODELS.register_module()
@@ -261,8 +262,6 @@ class RTDETR(DINO):
 
     def switch_to_deploy(self) -> None:
         """Re-parameterise for inference, in place (idempotent): the neck's
-        RepVGG blocks and, if it has one, the backbone's ``switch_to_deploy``.
+        RepVGG blocks and the backbone's ``switch_to_deploy`` if it has one.
         """
-        for module in (self.backbone, self.neck):
-            if hasattr(module, 'switch_to_deploy'):
-                module.switch_to_deploy()
+        switch_submodules_to_deploy(self)

@@ -12,6 +12,7 @@ from mmdet.models.layers import DetrTransformerEncoder
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 from ..layers import CSPRepLayer
+from ..utils import switch_submodules_to_deploy
 
 
 @MODELS.register_module()
@@ -218,6 +219,4 @@ class HybridEncoder(BaseModule):
 
     def switch_to_deploy(self) -> None:
         """Fuse every RepVGG block in place (idempotent)."""
-        for m in list(self.modules()):
-            if m is not self and hasattr(m, 'switch_to_deploy'):
-                m.switch_to_deploy()
+        switch_submodules_to_deploy(self)
