@@ -120,7 +120,8 @@ def merge_1x1_into(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
     bias = w2 @ first.bias + second.bias
     merged = nn.Conv2d(first.in_channels, second.out_channels,
                        first.kernel_size, first.stride, first.padding,
-                       bias=True).to(first.weight.device, first.weight.dtype)
+                       bias=True, device=first.weight.device,
+                       dtype=first.weight.dtype)
     merged.weight.copy_(weight)
     merged.bias.copy_(bias)
     return merged
