@@ -123,8 +123,7 @@ class VanillaNetDeepTrainingHook(Hook):
     def _set(self, runner, value: float) -> None:
         for backbone in self._backbones(runner):
             backbone.act_learn = value
-        # not resumed: it is derived from the counter (and a pickled
-        # HistoryBuffer would not load under torch.load(weights_only=True))
+        # not resumed from checkpoints: it is derived from the counter
         runner.message_hub.update_scalar('train/act_learn', value,
                                          resumed=False)
 
