@@ -14,7 +14,7 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import EMAHook, Hook
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel, ExponentialMovingAverage
-from mmengine.runner import Runner
+from mmengine.runner import IterBasedTrainLoop, Runner
 from torch import nn
 
 import rtdetr_mm  # noqa: F401  (registers the modules)
@@ -152,6 +152,15 @@ def test_checkpoint_meta_round_trip():
     other_runner = fake_runner(other, hooks=[ema_holder(other)])
     hook.after_load_checkpoint(other_runner, checkpoint)
     assert act_learns(other_runner) == [0.25, 0.25]
+
+
+def test_per_epoch_schedule_refuses_an_iteration_based_loop():
+    runner = fake_runner(TinyModel())
+    runner.train_loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
+    with pytest.raises(ValueError, match='decay_iters'):
+        VanillaNetDeepTrainingHook(decay_epochs=1).before_train(runner)
+    VanillaNetDeepTrainingHook(decay_iters=10,
+                               by_epoch=False).before_train(runner)
 
 
 def test_model_without_vanillanet_is_an_error():

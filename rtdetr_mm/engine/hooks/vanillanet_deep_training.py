@@ -13,6 +13,7 @@ from typing import Iterator, Optional
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
 from mmdet.registry import HOOKS
 from torch import nn
 
@@ -144,6 +145,12 @@ class VanillaNetDeepTrainingHook(Hook):
     # ------------------------------------------------------------------
     def before_train(self, runner) -> None:
         self._backbones(runner)  # fail early on a model without VanillaNet
+        if self.by_epoch and isinstance(
+                getattr(runner, 'train_loop', None), IterBasedTrainLoop):
+            raise ValueError(
+                f'{type(self).__name__}: by_epoch=True needs an epoch-based '
+                'train loop (the epoch never advances in IterBasedTrainLoop)'
+                '; use by_epoch=False with decay_iters')
         self.active = not (self.skip_pretrained
                            and self._starts_from_pretrained(runner))
         if not self.active:
