@@ -27,7 +27,6 @@ from ..utils import (PyramidBackboneMixin, check_frozen_stages,
                      normalize_out_indices, resolve_arch, select_prefix)
 
 NUM_STAGES = 4
-NETWORK_LENGTH = 2 * NUM_STAGES - 1  # four stages and three down-samplings
 
 
 def network_index(stage: int) -> int:
