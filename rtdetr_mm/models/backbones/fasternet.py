@@ -99,7 +99,9 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
             Default: False.
         deploy (bool): Build the inference form directly (see
             :meth:`switch_to_deploy`), e.g. to load a checkpoint saved after
-            the switch. Default: False.
+            the switch. Official/timm (training-form) weights go into a
+            model built with ``deploy=False`` that is switched after
+            loading. Default: False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...,
             prefix=...)`` loads an official release file (raw state dict in
             the official layout) or a timm/this-layout state dict; the layout
