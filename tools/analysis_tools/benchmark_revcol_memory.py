@@ -10,8 +10,9 @@ number of columns than the plain path's.
 Peak memory is the most memory the step holds above what existed before it
 (parameters and their already-allocated gradients excluded): on CUDA from
 the caching allocator's statistics, on CPU from the allocation events of
-``torch.profiler`` (``profile_memory=True``). Step time is the median of
-``--repeat`` steps run without the profiler, after the profiled one.
+``torch.profiler`` (``profile_memory=True``). Step time (wall
+and process CPU seconds) is the median of ``--repeat`` steps run without
+the profiler, after the profiled one.
 
 Example::
 
@@ -71,8 +72,10 @@ def peak_bytes(step: Callable[[], None], device: torch.device) -> int:
 
 
 def measure(model: RevCol, x: torch.Tensor, repeat: int
-            ) -> Tuple[float, float]:
-    """(peak MiB, median step seconds) of forward + backward."""
+            ) -> Tuple[float, float, float]:
+    """Peak MiB, median wall seconds and median process CPU seconds of one
+    forward + backward (CPU seconds sum all threads; on a shared machine
+    they vary less with the load than wall time)."""
     for param in model.parameters():  # allocated before, not counted
         param.grad = torch.zeros_like(param)
 
@@ -83,12 +86,14 @@ def measure(model: RevCol, x: torch.Tensor, repeat: int
             torch.cuda.synchronize(x.device)
 
     peak = peak_bytes(step, x.device)  # also the warm-up of the timing
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - start)
-    return peak / MIB, statistics.median(times)
+        cpu_times.append(time.process_time() - cpu_start)
+    return (peak / MIB, statistics.median(times),
+            statistics.median(cpu_times))
 
 
 def main() -> None:
@@ -104,7 +109,8 @@ def main() -> None:
           f'{args.batch_size}x3x{args.input_size}x{args.input_size}, '
           f'{device}, {torch.get_num_threads()} threads')
     header = ('| columns | params (M) | plain peak (MiB) | reversible peak '
-              '(MiB) | memory saved | plain step (s) | reversible step (s) |')
+              '(MiB) | memory saved | plain step (s) | reversible step (s) '
+              '| plain CPU (s) | reversible CPU (s) |')
     print(header)
     print('|' + '---|' * (header.count('|') - 1))
     for num_columns in args.columns:
@@ -116,11 +122,12 @@ def main() -> None:
             model.save_memory = save_memory
             results[save_memory] = measure(model, x, args.repeat)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        (plain_mem, plain_s), (rev_mem, rev_s) = results[False], \
-            results[True]
+        (plain_mem, plain_s, plain_cpu), (rev_mem, rev_s, rev_cpu) = \
+            results[False], results[True]
         print(f'| {num_columns} | {params:.1f} | {plain_mem:.1f} | '
               f'{rev_mem:.1f} | {1 - rev_mem / plain_mem:.0%} | '
-              f'{plain_s:.3f} | {rev_s:.3f} |', flush=True)
+              f'{plain_s:.2f} | {rev_s:.2f} | {plain_cpu:.2f} | '
+              f'{rev_cpu:.2f} |', flush=True)
         del model
 
 
