@@ -171,3 +171,27 @@ def test_infer_depth():
     assert converter.infer_depth(keys((3, 4, 23, 3), True)) == 101
     with pytest.raises(ValueError, match='unknown PResNet layout'):
         converter.infer_depth(keys((1, 1, 1, 1), False))
+
+
+def test_backbone_only(tmp_path):
+    config, cfg = tiny_config(tmp_path, 'r18vd', 18)
+    ours = random_state(cfg)
+    official = {k[len('backbone.'):]: v
+                for k, v in mm_to_official(ours).items()
+                if k.startswith('backbone.')}
+    assert 'conv1.conv1_1.conv.weight' in official
+    src, dst = str(tmp_path / 'presnet.pth'), str(tmp_path / 'backbone.pth')
+    torch.save(official, src)
+    converter.main([src, dst, '--config', config, '--backbone-only'])
+    converted = torch.load(dst, weights_only=False)['state_dict']
+    expected = {k[len('backbone.'):]: v for k, v in ours.items()
+                if k.startswith('backbone.')}
+    assert converted.keys() == expected.keys()
+    assert all(torch.equal(converted[k], v) for k, v in expected.items())
+    # a backbone built with this checkpoint as Pretrained init loads it
+    init_default_scope('mmdet')
+    backbone_cfg = copy.deepcopy(cfg.model.backbone)
+    backbone_cfg.init_cfg = dict(type='Pretrained', checkpoint=dst)
+    backbone = MODELS.build(backbone_cfg)
+    backbone.init_weights()
+    assert torch.equal(backbone.stem[0].weight, expected['stem.0.weight'])

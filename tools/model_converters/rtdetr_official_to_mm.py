@@ -12,6 +12,11 @@ unexpected key and any shape mismatch is an error that lists them. The
 result is an mmengine checkpoint (``state_dict`` + ``meta``) for
 ``load_from`` or ``tools/test.py``.
 
+``--backbone-only`` converts the official ImageNet-pretrained PResNet
+weights (e.g. ``ResNet50_vd_ssld_v2_pretrained_from_paddle.pth``) into a
+state dict of the config's backbone, for its ``init_cfg=dict(
+type='Pretrained', checkpoint=...)``.
+
 ``--version v2`` reads ``rtdetrv2_pytorch`` checkpoints whose deformable
 attention samples the same number of points on every level with the default
 (bilinear) method; they have the v1 architecture. The "dsp" (discrete
@@ -95,8 +100,9 @@ def check_against_model(state_dict: Dict[str, Tensor],
     return OrderedDict((k, out[k]) for k in model_state)
 
 
-def build_model_state(config: str) -> Dict[str, Tensor]:
-    """State dict of the model described by ``config`` (random weights)."""
+def build_model_state(config: str,
+                      backbone_only: bool = False) -> Dict[str, Tensor]:
+    """State dict of the model (or its backbone) described by ``config``."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -105,6 +111,8 @@ def build_model_state(config: str) -> Dict[str, Tensor]:
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     cfg.model.backbone.init_cfg = None
+    if backbone_only:
+        return MODELS.build(cfg.model.backbone).state_dict()
     return MODELS.build(cfg.model).state_dict()
 
 
@@ -123,17 +131,26 @@ def check_uniform_points(state_dict: Dict[str, Tensor]) -> None:
 def convert(src: str,
             dst: str,
             config: Optional[str] = None,
-            version: str = 'v1') -> OrderedDict:
+            version: str = 'v1',
+            backbone_only: bool = False) -> OrderedDict:
     """Convert ``src`` (official) to ``dst`` (rtdetr_mm); return the dict."""
     checkpoint = torch.load(src, map_location='cpu', weights_only=False)
     state_dict, where = unwrap_official(checkpoint)
     if version == 'v2':
         check_uniform_points(state_dict)
-    converted, ignored = official_to_mm(state_dict, version)
+    if backbone_only:
+        # PResNet keys -> backbone.* -> mmdet ResNetV1d keys
+        state_dict = {f'backbone.{k}': v for k, v in state_dict.items()}
+        converted, ignored = official_to_mm(state_dict, version, 0)
+        converted = OrderedDict(
+            (k[len('backbone.'):], v) for k, v in converted.items())
+    else:
+        converted, ignored = official_to_mm(state_dict, version)
     if config is None:
         depth = infer_depth(state_dict)
         config = osp.join(REPO_ROOT, 'configs', f'rtdetr_r{depth}vd_coco.py')
-    converted = check_against_model(converted, build_model_state(config))
+    converted = check_against_model(
+        converted, build_model_state(config, backbone_only))
     meta = dict(
         source=osp.basename(src),
         source_layout=f'official RT-DETR {version} ({where})',
@@ -154,6 +171,10 @@ def parse_args(argv=None):
         '--version', choices=['v1', 'v2'], default='v1',
         help='official code base: v1 = rtdetr_pytorch, v2 = rtdetrv2_pytorch')
     parser.add_argument(
+        '--backbone-only', action='store_true',
+        help='SRC is an official ImageNet PResNet checkpoint: write the '
+        "weights of the config's backbone only")
+    parser.add_argument(
         '--config', default=None,
         help='rtdetr_mm config of the model (default: '
         'configs/rtdetr_r{depth}vd_coco.py, depth read from the checkpoint)')
@@ -163,7 +184,8 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     try:
-        convert(args.src, args.dst, args.config, args.version)
+        convert(args.src, args.dst, args.config, args.version,
+                args.backbone_only)
     except (KeyError, ValueError, NotImplementedError) as err:
         sys.exit(f'error: {err}')
 

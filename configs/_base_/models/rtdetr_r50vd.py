@@ -37,9 +37,10 @@ model = dict(
         norm_eval=True,
         style='pytorch',
         # Official: ResNet50_vd_ssld_v2 ImageNet weights converted from
-        # Paddle; convert them with
-        # tools/model_converters/rtdetr_official_to_mm.py --backbone-only
-        # and point a Pretrained init_cfg (prefix none) at the result.
+        # Paddle; convert them with tools/model_converters/
+        # rtdetr_official_to_mm.py SRC DST --backbone-only and set
+        # init_cfg=dict(type='Pretrained', checkpoint=DST)
+        # (docs/official_weights.md).
         init_cfg=None),
     neck=dict(
         type='HybridEncoder',

@@ -215,8 +215,11 @@ def count_decoder_layers(state_dict: Dict[str, Tensor],
     return max(ids) + 1
 
 
-def official_to_mm(state_dict: Dict[str, Tensor],
-                   version: str = 'v1') -> Tuple[OrderedDict, List[str]]:
+def official_to_mm(
+        state_dict: Dict[str, Tensor],
+        version: str = 'v1',
+        num_decoder_layers: Optional[int] = None
+) -> Tuple[OrderedDict, List[str]]:
     """Map an official state dict to the rtdetr_mm layout.
 
     Args:
@@ -224,6 +227,8 @@ def official_to_mm(state_dict: Dict[str, Tensor],
             ``decoder.``), already unwrapped from ``model``/``ema``.
         version (str): ``'v1'`` (rtdetr_pytorch) or ``'v2'``
             (rtdetrv2_pytorch).
+        num_decoder_layers (int, optional): Counted from the keys when None;
+            pass 0 for a backbone-only state dict.
 
     Returns:
         tuple: the mapped ``OrderedDict`` and the official keys ignored
@@ -232,7 +237,9 @@ def official_to_mm(state_dict: Dict[str, Tensor],
     Raises:
         KeyError: listing every key that no rule maps.
     """
-    rules = _compile(count_decoder_layers(state_dict, True), True, version)
+    if num_decoder_layers is None:
+        num_decoder_layers = count_decoder_layers(state_dict, True)
+    rules = _compile(num_decoder_layers, True, version)
     return _map_keys(state_dict, rules, IGNORED_OFFICIAL_KEYS)
 
 
