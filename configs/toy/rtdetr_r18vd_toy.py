@@ -1,0 +1,57 @@
+# RT-DETR-R18vd on the embedded ToyShapes set, sized for a CPU: the base of
+# every backbone's toy config. The model is the COCO R18vd one
+# (configs/rtdetr_r18vd_coco.py) at half the transformer width (hidden 128,
+# FFN 512), with 100 queries, trained from scratch (nothing is downloaded);
+# the recipe is the official one scaled to a few hundred iterations (shorter
+# warm-up and EMA warm-up, higher lr since nothing is pretrained).
+_base_ = [
+    '../_base_/models/rtdetr_r50vd.py', '../_base_/datasets/toy_shapes.py',
+    '../_base_/schedules/rtdetr_6x.py', '../_base_/default_runtime.py'
+]
+hidden = 128
+ffn = 512
+model = dict(
+    num_queries=100,
+    data_preprocessor=dict(batch_augments=None),  # toy images are all 256px
+    backbone=dict(
+        type='PResNetV1d',
+        depth=18,
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False),
+    neck=dict(
+        in_channels=[128, 256, 512],
+        hidden_dim=hidden,
+        expansion=0.5,
+        encoder_layer=dict(ffn_cfg=dict(feedforward_channels=ffn))),
+    decoder=dict(
+        num_layers=3,
+        layer_cfg=dict(
+            self_attn_cfg=dict(embed_dims=hidden),
+            cross_attn_cfg=dict(embed_dims=hidden),
+            ffn_cfg=dict(embed_dims=hidden, feedforward_channels=ffn))),
+    bbox_head=dict(num_classes=5, embed_dims=hidden),
+    dn_cfg=dict(group_cfg=dict(num_dn_queries=50)),
+    test_cfg=dict(max_per_img=100))
+
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(
+    optimizer=dict(lr=4e-4),
+    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=1.0)}))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=100)
+]
+custom_hooks = [
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.001,
+        gamma=200,
+        update_buffers=True,
+        priority=49)
+]
+default_hooks = dict(logger=dict(interval=10))
+log_processor = dict(window_size=10)
+auto_scale_lr = dict(base_batch_size=8)
