@@ -435,3 +435,17 @@ def test_coco_configs(arch):
     hooks = {hook.type: hook for hook in cfg.custom_hooks}
     assert hooks['VanillaNetDeepTrainingHook'].decay_epochs == 24
     assert hooks['EMAHook'].momentum == 0.0001
+
+
+def test_toy_config_trains_from_scratch_with_the_schedule():
+    cfg = Config.fromfile(CONFIG_DIR / 'toy' / 'rtdetr_vanillanet_5_toy.py')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'VanillaNet' and backbone.arch == '5'
+    assert backbone.init_cfg is None  # so the deep-training hook is active
+    with torch.device('meta'):
+        model = MODELS.build(backbone)
+    assert list(model.out_channels) == cfg.model.neck.in_channels
+    hooks = {hook.type: hook for hook in cfg.custom_hooks}
+    assert set(hooks) == {'EMAHook', 'VanillaNetDeepTrainingHook'}
+    decay = hooks['VanillaNetDeepTrainingHook'].decay_epochs
+    assert 0 < decay < cfg.train_cfg.max_epochs
