@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from timm.models.fasternet import FasterNet as TimmFasterNet
 from mmengine.config import Config
+from timm.models.fasternet import FasterNet as TimmFasterNet
 from torch import nn
 
 from mmdet.registry import MODELS
 from rtdetr_mm.models.backbones.fasternet import FasterNet
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
 
-# Published parameter counts (M) of the classifiers (paper, Table 2).
+# Published parameter counts (M) of the classifiers (official README).
 PUBLISHED_PARAMS = dict(t0=3.9, t1=7.6, t2=15.0, s=31.1, m=53.5, l=93.4)
 EMBED_DIMS = dict(t0=40, t1=64, t2=96, s=128, m=144, l=192)
 ALL_ARCHS = tuple(PUBLISHED_PARAMS)
@@ -352,3 +352,16 @@ def test_coco_configs(arch):
     if arch in official_drop_path:
         assert backbone.drop_path_rate == official_drop_path[arch]
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult == 0.1
+
+
+def test_toy_config_backbone_feeds_neck():
+    """The toy config (from scratch) wires FasterNet-T0 into the neck."""
+    cfg = Config.fromfile(CONFIG_DIR / 'toy' / 'rtdetr_fasternet_t0_toy.py')
+    assert cfg.model.type == 'RTDETR'
+    assert cfg.model.backbone.type == 'FasterNet'
+    assert 'init_cfg' not in cfg.model.backbone  # no download
+    backbone = MODELS.build(cfg.model.backbone).eval()
+    neck = MODELS.build(cfg.model.neck).eval()
+    with torch.no_grad():
+        outs = neck(backbone(torch.rand(1, 3, 64, 64)))
+    assert [tuple(out.shape[-2:]) for out in outs] == [(8, 8), (4, 4), (2, 2)]
