@@ -20,6 +20,7 @@ def test_resumed_epoch_draws_what_the_uninterrupted_run_draws():
     torch.manual_seed(0), np.random.seed(0), random.seed(0)
     hook = RandomStateHook()
     checkpoint = {'meta': {'iter': 4}}
+    hook.after_train_epoch(_runner(4))
     hook.before_save_checkpoint(_runner(4), checkpoint)
     _draw()  # validation between the save and the next epoch
     hook.before_train_epoch(_runner(4))
@@ -37,12 +38,14 @@ def test_later_checkpoints_of_one_iteration_carry_the_same_state():
     """The best-checkpoint save after validation must not move the state."""
     hook = RandomStateHook()
     first, best = {'meta': {'iter': 8}}, {'meta': {'iter': 8}}
+    hook.after_train_epoch(_runner(8))
     hook.before_save_checkpoint(_runner(8), first)
     _draw()
     hook.before_save_checkpoint(_runner(8), best)
     torch.testing.assert_close(first['random_state'][0]['torch'],
                                best['random_state'][0]['torch'])
-    hook.before_save_checkpoint(_runner(12), best)  # a new iteration moves on
+    # an iteration-based save mid-epoch (single process) records anew
+    hook.before_save_checkpoint(_runner(12), best)
     assert not torch.equal(first['random_state'][0]['torch'],
                            best['random_state'][0]['torch'])
 

@@ -40,30 +40,43 @@ def restore_random_state(state: dict) -> None:
 class RandomStateHook(Hook):
     """Save each rank's RNG states in checkpoints; restore them on resume.
 
-    Every checkpoint written after training iteration ``i`` carries the
-    generator states ``S_i`` as they were when the first checkpoint of that
-    iteration was written (before validation, which also draws random
-    numbers). The next training epoch starts from ``S_i`` both in the
-    uninterrupted run and in a run resumed from any of those checkpoints, so
-    the two are identical. (Iteration-based loops restore once, at the start
-    of the resumed run.)
+    At the end of every training epoch (before the checkpoint hook and before
+    validation, which also draws random numbers) each rank records its
+    generator states ``S``; all ranks' states go into the checkpoints written
+    for that epoch, and the next epoch starts from ``S`` both in the
+    uninterrupted run and in a run resumed from one of those checkpoints, so
+    the two are identical.
+
+    Checkpoints written in the middle of an epoch (iteration-based saving)
+    carry the states only in single-process runs (mmengine writes
+    checkpoints on rank 0 alone, where the other ranks' states are unknown);
+    they are restored once, at the start of the resumed run.
 
     Enabled in ``configs/_base_/default_runtime.py`` as
     ``default_hooks.random_state``. When the world size changed since the
     checkpoint was written, the states cannot be matched to ranks: the run
     keeps its fresh seeds and a warning says so.
     """
-    priority = 'VERY_LOW'
+    priority = 'LOW'  # after_train_epoch before CheckpointHook (VERY_LOW)
 
     def __init__(self):
         self._state: Optional[dict] = None  # what the next epoch starts from
+        self._all_states: Optional[list] = None
         self._state_iter: Optional[int] = None
 
+    def after_train_epoch(self, runner) -> None:
+        # Every rank runs this hook, so gathering is safe here (unlike in
+        # before_save_checkpoint, which only rank 0 calls).
+        self._state, self._state_iter = capture_random_state(), runner.iter
+        self._all_states = all_gather_object(self._state)
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self._state_iter != runner.iter:
+        if self._state_iter == runner.iter:
+            checkpoint['random_state'] = self._all_states
+        elif get_world_size() == 1:
             self._state, self._state_iter = capture_random_state(), runner.iter
-        # Every rank gets here (only rank 0 writes the file): gather them all.
-        checkpoint['random_state'] = all_gather_object(self._state)
+            self._all_states = [self._state]
+            checkpoint['random_state'] = self._all_states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states: Optional[list] = checkpoint.get('random_state')
