@@ -300,7 +300,9 @@ def main(argv=None):
 
     torch_v, tv_v, torch_abi = ensure_torch(state['torch'])
     args.cache_dir.mkdir(parents=True, exist_ok=True)
-    constraints = args.cache_dir / f'constraints-{Path(sys.prefix).name}.txt'
+    # one file per environment (several venvs may share the cache)
+    env_id = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    constraints = args.cache_dir / f'constraints-{env_id}.txt'
     constraints.write_text(constraints_text(torch_v, tv_v) +
                            'setuptools>=77,<81\n')
     log(f'pinned torch=={torch_v} torchvision=={tv_v} in {constraints}')
