@@ -200,12 +200,17 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
         (``stages.1.reduction.weight``) and renamed: ``stages.{2i}`` ->
         ``stages.{i}``, ``stages.{2i-1}`` -> ``stages.{i}.downsample``,
         detection norms ``norm{2i}`` -> ``norm{i}``. A timm checkpoint (or
-        one saved from this module) already has this layout and is returned
-        unchanged. Classifier keys are left for ``ignored_checkpoint_keys``.
+        one saved from this module) already has this layout. Output norms a
+        classification checkpoint lacks keep their initialisation (logged,
+        not reported missing). Classifier keys are left for
+        ``ignored_checkpoint_keys``.
         """
-        if not any(_OFFICIAL_LAYOUT.match(key) for key in state_dict):
-            return state_dict
-        return {_official_key_to_timm(k): v for k, v in state_dict.items()}
+        if any(_OFFICIAL_LAYOUT.match(key) for key in state_dict):
+            state_dict = {_official_key_to_timm(k): v
+                          for k, v in state_dict.items()}
+        return self.keep_absent_modules(
+            state_dict, [f'norm{i}' for i in self.out_indices],
+            'classification checkpoints have no detection output norms')
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:

@@ -18,7 +18,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.registry import MODELS
-from mmengine.logging import print_log
 from mmpretrain.models.backbones.riformer import \
     RIFormer as _MMPretrainRIFormer
 from torch import nn
@@ -211,18 +210,7 @@ class RIFormer(PyramidBackboneMixin, _MMPretrainRIFormer):
                 'RIFormer(deploy=False) got a deploy checkpoint (norm_reparam '
                 'keys, the token mixer is folded away): build with '
                 'deploy=True')
-        state_dict = dict(state_dict)
-        own = self.state_dict()
-        kept = []
-        for index in self.network_out_indices:
-            names = [k for k in own if k.startswith(f'norm{index}.')]
-            if names and not any(k in state_dict for k in names):
-                state_dict.update({k: own[k] for k in names})
-                kept.append(f'norm{index}')
-        if kept:
-            print_log(
-                f'RIFormer: the checkpoint has no output norm {kept} '
-                '(classification checkpoints only carry norm6); they keep '
-                'their current values (as built: weight 1, bias 0)',
-                logger='current')
+        state_dict = self.keep_absent_modules(
+            state_dict, [f'norm{i}' for i in self.network_out_indices],
+            'classification checkpoints only carry norm6')
         return state_dict

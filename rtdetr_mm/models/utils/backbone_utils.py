@@ -11,7 +11,7 @@ The backbone contract (``shared/DESIGN.md``) is implemented once here:
 """
 from typing import Dict, List, Sequence, Tuple, Union
 
-from mmengine.logging import MMLogger
+from mmengine.logging import MMLogger, print_log
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -146,6 +146,30 @@ class PyramidBackboneMixin:
 
     def convert_checkpoint(self, state_dict: dict) -> dict:
         """Map an official checkpoint's keys onto this module (identity)."""
+        return state_dict
+
+    def keep_absent_modules(self, state_dict: dict, module_names: List[str],
+                            reason: str) -> dict:
+        """Keep the current values of modules a checkpoint lacks entirely.
+
+        For layers that detection adds on top of a classification network
+        (per-output norms): their absence from an ImageNet checkpoint is
+        expected, so they keep their initialisation, logged at INFO, instead
+        of being reported as missing keys. A module the checkpoint holds
+        partly is left alone (and reported missing as usual).
+        """
+        own = self.state_dict()
+        state_dict = dict(state_dict)
+        kept = []
+        for name in module_names:
+            keys = [k for k in own if k.startswith(f'{name}.')]
+            if keys and not any(k in state_dict for k in keys):
+                state_dict.update({k: own[k] for k in keys})
+                kept.append(name)
+        if kept:
+            print_log(f'{type(self).__name__}: the checkpoint has no {kept} '
+                      f'({reason}); they keep their current values',
+                      logger='current')
         return state_dict
 
     def init_weights(self) -> None:

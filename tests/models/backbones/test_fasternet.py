@@ -180,12 +180,15 @@ def test_official_classification_layout(references, tmp_path):
         for out, ref in zip(model(x), expected):
             torch.testing.assert_close(out, ref)
 
-    # With output norms (the default) only those new layers are missing.
+    # With output norms (the default): those layers are new to detection,
+    # expected to be absent, and keep their initialisation (identity BN).
     model = FasterNet('t0')
     missing, unexpected = load(model, tmp_path / 'fasternet_t0-epoch.281.pth')
-    assert unexpected == []
-    assert {key.split('.')[0] for key in missing} == {f'norm{i}'
-                                                      for i in (1, 2, 3)}
+    assert missing == [] and unexpected == []
+    for i in (1, 2, 3):
+        norm = getattr(model, f'norm{i}')
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight))
+        assert torch.equal(norm.running_var, torch.ones_like(norm.running_var))
 
 
 def test_official_detection_layout_via_init_cfg(references, tmp_path):
