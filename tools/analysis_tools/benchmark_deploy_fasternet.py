@@ -14,13 +14,12 @@ largest difference between the two forms' outputs.
 """
 import argparse
 import copy
-import statistics
-import time
 
 import torch
 from torch import nn
 
 from rtdetr_mm.models.backbones.fasternet import FasterNet
+from _timing import time_pair  # noqa: E402  (this folder)
 
 
 def parse_args(argv=None):
@@ -58,16 +57,10 @@ def measure(arch: str, image: torch.Tensor, repeat: int, warmup: int) -> dict:
     forms = (train_form, deploy_form)
     max_diff = max((a - b).abs().max().item()
                    for a, b in zip(*(form(image) for form in forms)))
-    for _ in range(warmup):
-        for form in forms:
-            form(image)
-    seconds = ([], [])
-    for _ in range(repeat):
-        for form, times in zip(forms, seconds):
-            start = time.perf_counter()
-            form(image)
-            times.append(time.perf_counter() - start)
-    train_ms, deploy_ms = (statistics.median(t) * 1e3 for t in seconds)
+    train_s, deploy_s, _ = time_pair(lambda: train_form(image),
+                                     lambda: deploy_form(image), repeat,
+                                     warmup)
+    train_ms, deploy_ms = train_s * 1e3, deploy_s * 1e3
     return dict(arch=arch, train_ms=train_ms, deploy_ms=deploy_ms,
                 ratio=train_ms / deploy_ms, max_diff=max_diff)
 

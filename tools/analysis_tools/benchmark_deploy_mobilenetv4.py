@@ -16,13 +16,12 @@ output's magnitude.
 """
 import argparse
 import copy
-import statistics
-import time
 
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rtdetr_mm.models.backbones.mobilenetv4 import MobileNetV4
+from _timing import time_pair  # noqa: E402  (this folder)
 
 
 def parse_args(argv=None):
@@ -71,16 +70,10 @@ def measure(arch: str, image: torch.Tensor, repeat: int, warmup: int) -> dict:
     forms = (train_form, deploy_form)
     rel_diff = max((a - b).abs().max().item() / a.abs().max().item()
                    for a, b in zip(train_form(image), deploy_form(image)))
-    for _ in range(warmup):
-        for form in forms:
-            form(image)
-    seconds = ([], [])
-    for _ in range(repeat):
-        for form, times in zip(forms, seconds):
-            start = time.perf_counter()
-            form(image)
-            times.append(time.perf_counter() - start)
-    train_ms, deploy_ms = (statistics.median(t) * 1e3 for t in seconds)
+    train_s, deploy_s, _ = time_pair(lambda: train_form(image),
+                                     lambda: deploy_form(image), repeat,
+                                     warmup)
+    train_ms, deploy_ms = train_s * 1e3, deploy_s * 1e3
     norms = [sum(isinstance(m, _BatchNorm) for m in form.modules())
              for form in forms]
     return dict(arch=arch, train_ms=train_ms, deploy_ms=deploy_ms,

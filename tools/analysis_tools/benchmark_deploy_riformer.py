@@ -17,9 +17,7 @@ detector's ``switch_to_deploy()`` (backbone and neck).
 import argparse
 import copy
 import os.path as osp
-import statistics
-import time
-from typing import Callable, List, Tuple
+from typing import List
 
 import torch
 from mmdet.registry import MODELS
@@ -30,6 +28,7 @@ from torch import nn
 
 import rtdetr_mm  # noqa: F401  (registers the modules)
 from rtdetr_mm.models.backbones import RIFormer
+from _timing import time_pair  # noqa: E402  (this folder)
 
 
 def parse_args(argv=None):
@@ -50,37 +49,6 @@ def parse_args(argv=None):
     parser.add_argument('--config',
                         help='an RT-DETR config: also time the detector')
     return parser.parse_args(argv)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-@torch.no_grad()
-def time_pair(run_a: Callable[[], object], run_b: Callable[[], object],
-              repeat: int, warmup: int,
-              device: torch.device) -> Tuple[float, float, float]:
-    """Median seconds of ``run_a`` and ``run_b`` and median ratio a/b.
-
-    The two run back to back, in alternating order, ``repeat`` times; the
-    ratio is taken per pair, so load that drifts between pairs cancels.
-    """
-    for _ in range(warmup):
-        run_a()
-        run_b()
-    times: List[List[float]] = [[], []]
-    for index in range(repeat):
-        order = (0, 1) if index % 2 == 0 else (1, 0)
-        for slot in order:
-            synchronize(device)
-            start = time.perf_counter()
-            (run_a, run_b)[slot]()
-            synchronize(device)
-            times[slot].append(time.perf_counter() - start)
-    ratios = [a / b for a, b in zip(*times)]
-    return (statistics.median(times[0]), statistics.median(times[1]),
-            statistics.median(ratios))
 
 
 def num_params(model: nn.Module) -> float:

@@ -18,13 +18,12 @@ then not meaningful and is left out.
 """
 import argparse
 import copy
-import statistics
-import time
 
 import torch
 from torch import nn
 
 from rtdetr_mm.models.backbones.vanillanet import VanillaNet
+from _timing import time_pair  # noqa: E402  (this folder)
 
 
 def parse_args(argv=None):
@@ -56,12 +55,6 @@ def randomize_batchnorms(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def time_forward(model: nn.Module, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    model(x)
-    return time.perf_counter() - start
-
-
 @torch.no_grad()
 def benchmark(arch: str, args) -> dict:
     torch.manual_seed(0)
@@ -75,15 +68,9 @@ def benchmark(arch: str, args) -> dict:
     parity = max(((a - b).abs().max() / b.abs().max()).item()
                  for a, b in zip(deploy(x), train(x)))
     train.act_learn = args.act_learn_train
-    for _ in range(args.warmup):
-        train(x)
-        deploy(x)
-    times = {'train': [], 'deploy': []}
-    for _ in range(args.repeat):
-        times['train'].append(time_forward(train, x))
-        times['deploy'].append(time_forward(deploy, x))
-    train_ms = 1e3 * statistics.median(times['train'])
-    deploy_ms = 1e3 * statistics.median(times['deploy'])
+    train_s, deploy_s, _ = time_pair(lambda: train(x), lambda: deploy(x),
+                                     args.repeat, args.warmup)
+    train_ms, deploy_ms = train_s * 1e3, deploy_s * 1e3
     return dict(
         arch=arch,
         params_train=sum(p.numel() for p in train.parameters()) / 1e6,
