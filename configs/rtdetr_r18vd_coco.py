@@ -4,7 +4,7 @@
 _base_ = './rtdetr_r50vd_coco.py'
 model = dict(
     # PResNetV1d = ResNetV1d + the projection shortcut PResNet-18/34 have in
-    # stage 1 (see rtdetr_mm/models/layers/presnet_vd.py)
+    # stage 1 (see rtdetr_mm/models/backbones/presnet_vd.py)
     backbone=dict(
         type='PResNetV1d',
         depth=18,
