@@ -5,16 +5,59 @@
 
 Runs ``tools/train.py`` (a subprocess per config, so each gets a fresh
 process) and prints a table of iterations, wall time and the final COCO
-bbox mAP / mAP@50 on the toy validation set.
+bbox mAP / mAP@50 on the toy validation set, under a first row that scores
+a random detector on the same set (the floor a trained model must clear).
 """
 import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[2]
+
+
+def random_detector_map(data_root: Path, boxes_per_image: int = 100,
+                        seed: int = 0) -> tuple:
+    """COCO bbox mAP / mAP@50 of a detector that guesses.
+
+    Each validation image gets ``boxes_per_image`` boxes of random class and
+    score, placed uniformly, with width and height drawn from the *training*
+    set's ground-truth boxes (so the sizes are right and only where and what
+    is guessed).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(seed)
+    train = json.loads(
+        (data_root / 'annotations' / 'instances_train.json').read_text())
+    sizes = np.array([a['bbox'][2:] for a in train['annotations']])
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(data_root / 'annotations' / 'instances_val.json'))
+    category_ids = gt.getCatIds()
+    detections = []
+    for image in gt.dataset['images']:
+        wh = sizes[rng.integers(len(sizes), size=boxes_per_image)]
+        x = rng.uniform(0, image['width'] - wh[:, 0])
+        y = rng.uniform(0, image['height'] - wh[:, 1])
+        labels = rng.choice(category_ids, size=boxes_per_image)
+        for i in range(boxes_per_image):
+            detections.append(dict(
+                image_id=image['id'], category_id=int(labels[i]),
+                bbox=[float(x[i]), float(y[i]), *map(float, wh[i])],
+                score=float(rng.uniform())))
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluation = COCOeval(gt, gt.loadRes(detections), 'bbox')
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return float(evaluation.stats[0]), float(evaluation.stats[1])
 
 
 def last_metrics(work_dir: Path) -> dict:
@@ -37,9 +80,15 @@ def main():
                         help='override train_cfg.max_epochs (validation runs '
                         'after the last epoch)')
     parser.add_argument('--work-root', default='work_dirs/toy_map')
+    parser.add_argument('--data-root', default='data/toy_shapes',
+                        help="the configs' toy set (generated there if "
+                        'absent), scored by the random-detector row')
     args = parser.parse_args()
 
-    rows = []
+    from rtdetr_mm.datasets.toy_shapes import generate_toy_shapes
+    data_root = generate_toy_shapes(args.data_root)
+    rows = [('random detector (100 boxes/image)', '-', '-',
+             *random_detector_map(data_root))]
     for config in args.configs:
         work_dir = Path(args.work_root) / Path(config).stem
         cmd = [sys.executable, str(REPO / 'tools' / 'train.py'), config,
@@ -51,15 +100,16 @@ def main():
         subprocess.run(cmd, check=True)
         elapsed = time.time() - start
         metrics = last_metrics(work_dir)
-        rows.append((Path(config).stem, metrics['iters'], elapsed,
-                     metrics['coco/bbox_mAP'], metrics['coco/bbox_mAP_50']))
+        rows.append((Path(config).stem, str(metrics['iters']),
+                     f'{elapsed:.0f}', metrics['coco/bbox_mAP'],
+                     metrics['coco/bbox_mAP_50']))
 
     header = ('config', 'train iters', 'wall (s)', 'bbox mAP', 'mAP@50')
     widths = [max(len(header[0]), *(len(r[0]) for r in rows)), 11, 9, 9, 7]
     print(' | '.join(h.ljust(w) for h, w in zip(header, widths)))
     print('-+-'.join('-' * w for w in widths))
     for name, iters, wall, m, m50 in rows:
-        print(f'{name.ljust(widths[0])} | {iters:>11d} | {wall:>9.0f} | '
+        print(f'{name.ljust(widths[0])} | {iters:>11} | {wall:>9} | '
               f'{m:>9.3f} | {m50:>7.3f}')
 
 
