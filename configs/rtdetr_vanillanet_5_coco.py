@@ -33,19 +33,12 @@ model = dict(
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
 
-# The base EMA hook, restated because a config list replaces its base's, and
-# VanillaNet's deep-training schedule. The released weights are trained to
-# act_learn=1 (linear activations between the convs), so with the Pretrained
-# init_cfg above the hook is a no-op; trained from scratch (init_cfg=None)
-# it moves act_learn 0 -> 1 over the first third of the schedule (official:
-# 100 of 300 epochs), on the model and on its EMA copy.
-custom_hooks = [
-    dict(
-        type='EMAHook',
-        ema_type='ExpMomentumEMA',
-        momentum=0.0001,
-        gamma=2000,
-        update_buffers=True,
-        priority=49),
+# VanillaNet's deep-training schedule beside the base EMA hook. The released
+# weights are trained to act_learn=1 (linear activations between the convs),
+# so with the Pretrained init_cfg above the hook is a no-op; trained from
+# scratch (init_cfg=None) it moves act_learn 0 -> 1 over the first third of
+# the schedule (official: 100 of 300 epochs), on the model and on its EMA
+# copy.
+custom_hooks = _base_.custom_hooks + [
     dict(type='VanillaNetDeepTrainingHook', decay_epochs=24)
 ]
