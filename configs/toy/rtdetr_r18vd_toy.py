@@ -2,8 +2,8 @@
 # every backbone's toy config. The model is the COCO R18vd one
 # (configs/rtdetr_r18vd_coco.py) at half the transformer width (hidden 128,
 # FFN 512), with 100 queries, trained from scratch (nothing is downloaded);
-# the recipe is the official one scaled to a few hundred iterations (shorter
-# warm-up and EMA warm-up, higher lr since nothing is pretrained).
+# the recipe is the official one scaled to 300 iterations (shorter warm-up,
+# shorter EMA horizon, higher lr since nothing is pretrained).
 _base_ = [
     '../_base_/models/rtdetr_r50vd.py', '../_base_/datasets/toy_shapes.py',
     '../_base_/schedules/rtdetr_6x.py', '../_base_/default_runtime.py'
@@ -34,24 +34,20 @@ model = dict(
     dn_cfg=dict(group_cfg=dict(num_dn_queries=50)),
     test_cfg=dict(max_per_img=100))
 
-max_epochs = 12
+# 6 epochs x 50 iterations. Measured recipe choices (RIFormer-S12, bbox mAP
+# after the schedule, docs in README): lr 1e-3 with a 30-iteration warm-up
+# learns faster from scratch than 4e-4 with 100; the EMA keeps a 50-step
+# horizon (momentum 0.02) since the official 1e-4 would average over the
+# whole short run while the model is still improving fast.
+max_epochs = 6
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
-    optimizer=dict(lr=4e-4),
+    optimizer=dict(lr=1e-3),
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=1.0)}))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=100)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30)
 ]
-custom_hooks = [
-    dict(
-        type='EMAHook',
-        ema_type='ExpMomentumEMA',
-        momentum=0.001,
-        gamma=200,
-        update_buffers=True,
-        priority=49)
-]
+custom_hooks = [dict(_base_.custom_hooks[0], momentum=0.02, gamma=50)]
 default_hooks = dict(logger=dict(interval=10))
 log_processor = dict(window_size=10)
 auto_scale_lr = dict(base_batch_size=8)

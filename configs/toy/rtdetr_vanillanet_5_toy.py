@@ -19,15 +19,7 @@ model = dict(
         init_cfg=None),
     neck=dict(in_channels=[1024, 2048, 4096]))
 
-# the base EMA hook, restated (a config list replaces its base's), and the
-# deep-training schedule
-custom_hooks = [
-    dict(
-        type='EMAHook',
-        ema_type='ExpMomentumEMA',
-        momentum=0.001,
-        gamma=200,
-        update_buffers=True,
-        priority=49),
-    dict(type='VanillaNetDeepTrainingHook', decay_epochs=4)
+# the deep-training schedule beside the base EMA hook
+custom_hooks = _base_.custom_hooks + [
+    dict(type='VanillaNetDeepTrainingHook', decay_epochs=2)
 ]

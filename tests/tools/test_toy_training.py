@@ -7,7 +7,7 @@ pytestmark = pytest.mark.usefixtures('toy_data')
 
 
 def test_toy_training_loss_falls(tmp_path):
-    # The toy recipe's 100-iteration warm-up shortened to 5 iterations.
+    # The toy recipe's 30-iteration warm-up shortened to 5 iterations.
     cfg = small_run_config(
         tmp_path / 'cfg.py', images=32, batch=4, epochs=3,
         extra='val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
