@@ -110,7 +110,7 @@ def main():
     print('-+-'.join('-' * w for w in widths))
     for name, iters, wall, m, m50 in rows:
         print(f'{name.ljust(widths[0])} | {iters:>11} | {wall:>9} | '
-              f'{m:>9.3f} | {m50:>7.3f}')
+              f'{m:>9.4f} | {m50:>7.4f}')
 
 
 if __name__ == '__main__':
