@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+RANDOM_BOXES_PER_IMAGE = 100
 
 
-def random_detector_map(data_root: Path, boxes_per_image: int = 100,
+def random_detector_map(data_root: Path,
+                        boxes_per_image: int = RANDOM_BOXES_PER_IMAGE,
                         seed: int = 0) -> tuple:
     """COCO bbox mAP / mAP@50 of a detector that guesses.
 
@@ -87,8 +89,8 @@ def main():
 
     from rtdetr_mm.datasets.toy_shapes import generate_toy_shapes
     data_root = generate_toy_shapes(args.data_root)
-    rows = [('random detector (100 boxes/image)', '-', '-',
-             *random_detector_map(data_root))]
+    random_row = f'random detector ({RANDOM_BOXES_PER_IMAGE} boxes/image)'
+    rows = [(random_row, '-', '-', *random_detector_map(data_root))]
     for config in args.configs:
         work_dir = Path(args.work_root) / Path(config).stem
         cmd = [sys.executable, str(REPO / 'tools' / 'train.py'), config,
