@@ -1,7 +1,10 @@
 from .preflight import check_config, check_dataset_paths
-from .serialization import SAFE_GLOBALS, register_safe_globals
+from .serialization import (SAFE_GLOBALS, CheckpointFileError,
+                            UnsafeCheckpointError, read_checkpoint,
+                            register_safe_globals, register_safe_loaders)
 
 __all__ = [
     'check_config', 'check_dataset_paths', 'SAFE_GLOBALS',
-    'register_safe_globals'
+    'CheckpointFileError', 'UnsafeCheckpointError', 'read_checkpoint',
+    'register_safe_globals', 'register_safe_loaders'
 ]

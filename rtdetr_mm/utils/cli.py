@@ -25,11 +25,29 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', choices=['cpu', 'cuda'],
                         help='run on this device (cpu hides every GPU)')
     parser.add_argument('--gpus', type=int, help=argparse.SUPPRESS)
+    add_unsafe_load_arg(parser)
+
+
+def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
+    """``--unsafe-load``: read checkpoints with ``weights_only=False``."""
+    parser.add_argument(
+        '--unsafe-load', action='store_true',
+        help='read checkpoints with weights_only=False, for trusted legacy '
+        'files only: a malicious file can run code. Default: refused with '
+        'the name of what the file wanted to load')
+
+
+def apply_unsafe_load_arg(args) -> None:
+    """Pass ``--unsafe-load`` on to the safe reader (and to DDP workers)."""
+    if getattr(args, 'unsafe_load', False):
+        from .serialization import UNSAFE_LOAD_ENV
+        os.environ[UNSAFE_LOAD_ENV] = '1'
 
 
 def load_config(args) -> Config:
     """Load ``args.config`` and apply the common flags to it."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    apply_unsafe_load_arg(args)
     if args.gpus is not None and args.gpus > 1 and args.launcher == 'none':
         raise ValueError(f'--gpus {args.gpus} needs a distributed launcher: '
                          'use tools/dist_train.sh or --launcher pytorch')

@@ -10,6 +10,7 @@ from mmengine.registry import init_default_scope
 import rtdetr_mm  # noqa: F401
 from mmdet.registry import MODELS
 from rtdetr_mm.models.utils.rtdetr_official_keys import mm_to_official
+from .._utils import write_malicious_checkpoint
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
@@ -195,3 +196,54 @@ def test_backbone_only(tmp_path):
     backbone = MODELS.build(backbone_cfg)
     backbone.init_weights()
     assert torch.equal(backbone.stem[0].weight, expected['stem.0.weight'])
+
+
+def test_refuses_malicious_and_broken_files(tmp_path):
+    config, _ = tiny_config(tmp_path, 'r18vd', 18)
+    marker = tmp_path / 'pwned'
+    evil = write_malicious_checkpoint(tmp_path / 'evil.pth', marker)
+    dst = str(tmp_path / 'mm.pth')
+    with pytest.raises(SystemExit, match="evil.pth wants to load "
+                       r"'(io|builtins)\.open'.*--unsafe-load"):
+        converter.main([str(evil), dst, '--config', config])
+    assert not marker.exists() and not osp.exists(dst)
+    for name, data in (('empty.pth', b''), ('text.pth', b'hello\n')):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SystemExit, match=f'{name} is not a PyTorch '
+                           'checkpoint'):
+            converter.main([str(tmp_path / name), dst, '--config', config])
+    with pytest.raises(SystemExit, match='missing.pth does not exist'):
+        converter.main([str(tmp_path / 'missing.pth'), dst])
+
+
+def test_names_the_kind_of_checkpoint_it_got(tmp_path):
+    config, cfg = tiny_config(tmp_path, 'r18vd', 18)
+    ours = random_state(cfg)
+    src, dst = str(tmp_path / 'src.pth'), str(tmp_path / 'mm.pth')
+
+    torch.save(dict(ema=dict(module=mm_to_official(ours))), src)
+    with pytest.raises(SystemExit, match='is an official RT-DETR v1 detector '
+                       'checkpoint, not an official ImageNet PResNet backbone '
+                       'one.*drop --backbone-only'):
+        converter.main([src, dst, '--config', config, '--backbone-only'])
+    with pytest.raises(SystemExit, match='pass --version v1'):
+        converter.main([src, dst, '--config', config, '--version', 'v2'])
+
+    torch.save(dict(model=mm_to_official(ours, 'v2')), src)
+    with pytest.raises(SystemExit, match='is an official RT-DETR v2 detector '
+                       'checkpoint.*pass --version v2'):
+        converter.main([src, dst, '--config', config])
+
+    backbone = {k[len('backbone.'):]: v
+                for k, v in mm_to_official(ours).items()
+                if k.startswith('backbone.')}
+    torch.save(backbone, src)
+    with pytest.raises(SystemExit, match='is an official ImageNet PResNet '
+                       'backbone checkpoint.*add --backbone-only'):
+        converter.main([src, dst, '--config', config])
+
+    torch.save(dict(state_dict=ours, meta=dict(epoch=72)), src)
+    with pytest.raises(SystemExit, match='is an rtdetr_mm detector checkpoint'
+                       '.*needs no conversion'):
+        converter.main([src, dst, '--config', config])
+    assert not osp.exists(dst)

@@ -5,7 +5,10 @@
 
 The source may be a raw state dict or one wrapped in ``model`` or
 ``ema`` -> ``module`` (the official trainer saves both; ``ema`` is used when
-present, as the official evaluation does). Every key is mapped (see
+present, as the official evaluation does). It is read safely (tensors and
+plain containers only; ``--unsafe-load`` for a trusted legacy file), and a
+checkpoint of another kind than the flags say (detector vs ImageNet backbone,
+v1 vs v2, already converted) is refused with what it is. Every key is mapped (see
 ``rtdetr_mm/models/utils/rtdetr_official_keys.py``), then checked against
 the model built from the matching config: any unmapped, missing or
 unexpected key and any shape mismatch is an error that lists them. The
@@ -33,23 +36,15 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from rtdetr_mm.models.utils.rtdetr_official_keys import official_to_mm
+from rtdetr_mm.models.utils.checkpoint import find_state_dict
+from rtdetr_mm.models.utils.rtdetr_official_keys import (
+    describe_layout, official_backbone_to_mm, official_to_mm)
+from rtdetr_mm.utils import CheckpointFileError, read_checkpoint
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # block counts per stage -> depth (bottleneck blocks have a branch2c)
 _DEPTHS = {((2, 2, 2, 2), False): 18, ((3, 4, 6, 3), False): 34,
            ((3, 4, 6, 3), True): 50, ((3, 4, 23, 3), True): 101}
-
-
-def unwrap_official(checkpoint: dict) -> Tuple[Dict[str, Tensor], str]:
-    """Return the state dict of an official checkpoint and where it was."""
-    if 'ema' in checkpoint and isinstance(checkpoint['ema'], dict):
-        ema = checkpoint['ema']
-        return ema.get('module', ema), 'ema.module'
-    for key in ('model', 'state_dict', 'module'):
-        if key in checkpoint and isinstance(checkpoint[key], dict):
-            return checkpoint[key], key
-    return checkpoint, 'raw'
 
 
 def infer_depth(state_dict: Dict[str, Tensor]) -> int:
@@ -128,22 +123,47 @@ def check_uniform_points(state_dict: Dict[str, Tensor]) -> None:
                 'every level)')
 
 
+def check_layout(src: str, state_dict: Dict[str, Tensor], version: str,
+                 backbone_only: bool) -> None:
+    """Refuse a checkpoint of another kind than the flags say, naming it."""
+    layout = describe_layout(state_dict)
+    wanted = ('official ImageNet PResNet backbone' if backbone_only else
+              f'official RT-DETR {version} detector')
+    if layout == wanted:
+        return
+    advice = {
+        'official ImageNet PResNet backbone': 'add --backbone-only',
+        'official RT-DETR v1 detector': 'drop --backbone-only and pass '
+        '--version v1',
+        'official RT-DETR v2 detector': 'drop --backbone-only and pass '
+        '--version v2',
+        'rtdetr_mm detector': 'it needs no conversion: use it as load_from '
+        'or with tools/test.py',
+    }.get(layout, 'expected keys under backbone./encoder./decoder. (a '
+          'detector) or conv1./res_layers. (an ImageNet PResNet)')
+    raise ValueError(f'{src} is an {layout} checkpoint, not an {wanted} '
+                     f'one ({len(state_dict)} keys, e.g. '
+                     f'{sorted(state_dict)[:3]}): {advice}')
+
+
 def convert(src: str,
             dst: str,
             config: Optional[str] = None,
             version: str = 'v1',
-            backbone_only: bool = False) -> OrderedDict:
+            backbone_only: bool = False,
+            unsafe_load: bool = False) -> OrderedDict:
     """Convert ``src`` (official) to ``dst`` (rtdetr_mm); return the dict."""
-    checkpoint = torch.load(src, map_location='cpu', weights_only=False)
-    state_dict, where = unwrap_official(checkpoint)
+    checkpoint = read_checkpoint(src, unsafe=unsafe_load or None)
+    try:
+        state_dict, where = find_state_dict(
+            checkpoint, ('ema', 'model', 'state_dict', 'module'))
+    except ValueError as error:
+        raise ValueError(f'{src}: {error}') from None
+    check_layout(src, state_dict, version, backbone_only)
     if version == 'v2':
         check_uniform_points(state_dict)
     if backbone_only:
-        # PResNet keys -> backbone.* -> mmdet ResNetV1d keys
-        state_dict = {f'backbone.{k}': v for k, v in state_dict.items()}
-        converted, ignored = official_to_mm(state_dict, version, 0)
-        converted = OrderedDict(
-            (k[len('backbone.'):], v) for k, v in converted.items())
+        converted, ignored = official_backbone_to_mm(state_dict), []
     else:
         converted, ignored = official_to_mm(state_dict, version)
     if config is None:
@@ -175,6 +195,11 @@ def parse_args(argv=None):
         help='SRC is an official ImageNet PResNet checkpoint: write the '
         "weights of the config's backbone only")
     parser.add_argument(
+        '--unsafe-load', action='store_true',
+        help='read SRC with weights_only=False (only for a file you trust: '
+        'a malicious checkpoint runs code). Default: refuse anything but '
+        'tensors and plain containers, naming what the file wanted')
+    parser.add_argument(
         '--config', default=None,
         help='rtdetr_mm config of the model (default: '
         'configs/rtdetr_r{depth}vd_coco.py, depth read from the checkpoint)')
@@ -185,8 +210,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     try:
         convert(args.src, args.dst, args.config, args.version,
-                args.backbone_only)
-    except (KeyError, ValueError, NotImplementedError) as err:
+                args.backbone_only, args.unsafe_load)
+    except (KeyError, ValueError, NotImplementedError, FileNotFoundError,
+            CheckpointFileError) as err:
         sys.exit(f'error: {err}')
 
 

@@ -245,10 +245,43 @@ def official_to_mm(
 
 def mm_to_official(state_dict: Dict[str, Tensor],
                    version: str = 'v1') -> OrderedDict:
-    """Inverse of :func:`official_to_mm` (rtdetr_mm -> official keys).
+    """Inverse of :func:`official_to_mm` (rtdetr_mm -> official keys); a
+    state dict with ``backbone.`` keys only maps too.
 
     Raises:
         KeyError: listing every key that no rule maps.
     """
-    rules = _compile(count_decoder_layers(state_dict, False), False, version)
-    return _map_keys(state_dict, rules, None)[0]
+    has_decoder = any(k.startswith('decoder.layers.') for k in state_dict)
+    num_layers = count_decoder_layers(state_dict, False) if has_decoder else 0
+    return _map_keys(state_dict, _compile(num_layers, False, version),
+                     None)[0]
+
+
+def official_backbone_to_mm(state_dict: Dict[str, Tensor]) -> OrderedDict:
+    """Map an official ImageNet PResNet-vd state dict (``conv1.*``,
+    ``res_layers.*``) to ``PResNetV1d``/``ResNetV1d`` keys (no prefix)."""
+    prefixed = {f'backbone.{k}': v for k, v in state_dict.items()}
+    converted, _ = _map_keys(prefixed, _compile(0, True, 'v1'), None)
+    return OrderedDict((k[len('backbone.'):], v) for k, v in converted.items())
+
+
+def describe_layout(state_dict: Dict[str, Tensor]) -> str:
+    """Which kind of checkpoint ``state_dict`` is, by its key names.
+
+    Returns one of ``'official RT-DETR v1 detector'``, ``'official RT-DETR
+    v2 detector'``, ``'official ImageNet PResNet backbone'``, ``'rtdetr_mm
+    detector'`` or ``'unknown layout'``.
+    """
+    keys = set(state_dict)
+
+    def has(prefix):
+        return any(k.startswith(prefix) for k in keys)
+
+    if has('backbone.') and has('encoder.') and has('decoder.decoder.'):
+        v2 = has('decoder.enc_output.proj.') or has('encoder.input_proj.0.conv')
+        return f'official RT-DETR {"v2" if v2 else "v1"} detector'
+    if has('conv1.conv1_1.') and has('res_layers.'):
+        return 'official ImageNet PResNet backbone'
+    if has('neck.') and has('bbox_head.'):
+        return 'rtdetr_mm detector'
+    return 'unknown layout'

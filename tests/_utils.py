@@ -1,0 +1,19 @@
+"""Helpers shared by the test files."""
+import torch
+
+
+class TouchFile:
+    """Unpickling this creates ``path`` (what an attacker's payload does)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, 'w')
+
+
+def write_malicious_checkpoint(path, marker):
+    """A real-looking checkpoint that creates ``marker`` when unpickled."""
+    torch.save(dict(state_dict=dict(weight=torch.zeros(2)),
+                    meta=dict(payload=TouchFile(marker))), path)
+    return path
