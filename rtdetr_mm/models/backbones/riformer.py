@@ -2,7 +2,7 @@
 
 A thin subclass of mmpretrain's ``RIFormer``: the blocks, their affine token
 mixer and its re-parameterisation are mmpretrain's. This file only translates
-the rtdetr_mm backbone contract (``shared/DESIGN.md``) onto mmpretrain's
+the rtdetr_mm backbone contract (``docs/design.md``) onto mmpretrain's
 layout, whose ``network`` holds seven entries::
 
     network index   0       1     2       3     4       5     6

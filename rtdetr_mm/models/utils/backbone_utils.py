@@ -1,6 +1,6 @@
 """Helpers every backbone family shares: argument checks and stage freezing.
 
-The backbone contract (``shared/DESIGN.md``) is implemented once here:
+The backbone contract (``docs/design.md``) is implemented once here:
 
 * :func:`resolve_arch` turns ``arch`` (a name or a dict) into settings;
 * :func:`normalize_out_indices` / :func:`check_frozen_stages` validate the
@@ -9,7 +9,11 @@ The backbone contract (``shared/DESIGN.md``) is implemented once here:
   ``switch_to_deploy`` plumbing and official-checkpoint loading on top of a
   per-family ``stage_modules()``.
 """
+import inspect
+import re
 from typing import Dict, List, Sequence, Tuple, Union
+
+import torch
 
 from mmengine.logging import MMLogger, print_log
 from torch import nn
@@ -46,6 +50,11 @@ def resolve_arch(arch: Union[str, dict], arch_settings: Dict[str, dict],
                     f'{type(arch).__name__}')
 
 
+def _is_int(value) -> bool:
+    """An int that is not a bool (``True`` would silently mean 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def normalize_out_indices(out_indices: Union[int, Sequence[int]],
                           family: str,
                           num_stages: int = NUM_PYRAMID_STAGES
@@ -54,14 +63,14 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]],
 
     Returns the indices as non-negative ints in the given order.
     """
-    if isinstance(out_indices, int):
+    if _is_int(out_indices):
         out_indices = (out_indices, )
     if not isinstance(out_indices, Sequence) or not out_indices:
         raise ValueError(f'{family}: out_indices must be a non-empty sequence '
                          f'of ints, got {out_indices!r}')
     result = []
     for index in out_indices:
-        if not isinstance(index, int) or not -num_stages <= index < num_stages:
+        if not _is_int(index) or not -num_stages <= index < num_stages:
             raise ValueError(
                 f'{family}: out_indices {tuple(out_indices)!r} has {index!r}; '
                 f'each index must be an int in [{-num_stages}, '
@@ -77,8 +86,7 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]],
 def check_frozen_stages(frozen_stages: int, family: str,
                         num_stages: int = NUM_PYRAMID_STAGES) -> int:
     """Validate ``frozen_stages``: -1 (none), 0 (stem) .. num_stages."""
-    if not isinstance(frozen_stages, int) or not (
-            -1 <= frozen_stages <= num_stages):
+    if not _is_int(frozen_stages) or not -1 <= frozen_stages <= num_stages:
         raise ValueError(
             f'{family}: frozen_stages={frozen_stages!r} is out of range; '
             f'allowed: -1 (nothing frozen), 0 (the stem) or k in '
@@ -172,6 +180,40 @@ class PyramidBackboneMixin:
                       logger='current')
         return state_dict
 
+    def describe_checkpoint(self, state_dict: dict) -> str:
+        """Name the published variant whose layout ``state_dict`` has.
+
+        ``state_dict`` is the checkpoint before :meth:`convert_checkpoint`.
+        Every ``arch_settings`` variant is built on the meta device (no
+        memory, no init) with this module's ``out_indices`` and ``deploy``,
+        converts the checkpoint as it would when loading, and compares key
+        sets and shapes. Used in the error of a checkpoint that does not fit.
+        """
+        arch_settings = getattr(self, 'arch_settings', None)
+        params = inspect.signature(type(self).__init__).parameters
+        if not isinstance(arch_settings, dict) or 'arch' not in params:
+            return ''
+        kwargs = {k: getattr(self, k) for k in ('out_indices', 'deploy')
+                  if k in params and hasattr(self, k)}
+        ignore = re.compile(self.ignored_checkpoint_keys)
+
+        def layout(sd):
+            return {k: tuple(v.shape) for k, v in sd.items()
+                    if not (k.endswith('num_batches_tracked')
+                            or ignore.search(k))}
+
+        for arch in arch_settings:
+            with torch.device('meta'):
+                candidate = type(self)(arch=arch, **kwargs)
+                try:
+                    converted = candidate.convert_checkpoint(state_dict)
+                except (KeyError, ValueError):
+                    continue
+                if layout(converted) == layout(candidate.state_dict()):
+                    return f' (it looks like arch {arch!r})'
+        return (' (its keys match none of the published archs '
+                f'{list(arch_settings)})')
+
     def init_weights(self) -> None:
         init_cfg = getattr(self, 'init_cfg', None)
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
@@ -182,6 +224,8 @@ class PyramidBackboneMixin:
                 prefix=init_cfg.get('prefix'),
                 convert=self.convert_checkpoint,
                 ignore=self.ignored_checkpoint_keys,
+                strict=init_cfg.get('strict', True),
+                describe=self.describe_checkpoint,
                 logger=logger)
             self._is_init = True
         else:

@@ -24,28 +24,41 @@ def _is_state_dict(obj) -> bool:
         isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def unwrap_state_dict(checkpoint,
-                      wrapper_keys: Sequence[str] = WRAPPER_KEYS
-                      ) -> Dict[str, torch.Tensor]:
+def find_state_dict(checkpoint,
+                    wrapper_keys: Sequence[str] = WRAPPER_KEYS
+                    ) -> Tuple[Dict[str, torch.Tensor], str]:
     """Find the tensor dict inside a loaded checkpoint object.
 
     Descends through ``wrapper_keys`` (e.g. ``{'ema': {'module': sd}}``) until
     a dict of tensors is reached, then strips a DDP ``module.`` prefix.
+
+    Returns:
+        The state dict and where it was (``'ema.module'``, ``'raw'``...).
+
+    Raises:
+        ValueError: no state dict in ``checkpoint``.
     """
-    obj = checkpoint
+    obj, path = checkpoint, []
     while not _is_state_dict(obj):
         if not isinstance(obj, dict):
-            raise TypeError(f'checkpoint holds a {type(obj).__name__}, not a '
-                            'state dict')
+            raise ValueError(f'the checkpoint holds a {type(obj).__name__}, '
+                             'not a state dict')
         key = next((k for k in wrapper_keys if k in obj), None)
         if key is None:
-            raise KeyError('no state dict found in checkpoint: top-level keys '
-                           f'are {sorted(obj)[:20]}, expected a dict of '
-                           f'tensors or one of {list(wrapper_keys)}')
+            raise ValueError(
+                'no state dict found in the checkpoint: its top-level keys '
+                f'are {sorted(map(str, obj))[:20]}, expected a dict of '
+                f'tensors or one of {list(wrapper_keys)}')
         obj = obj[key]
+        path.append(key)
     if all(k.startswith('module.') for k in obj):
         obj = {k[len('module.'):]: v for k, v in obj.items()}
-    return dict(obj)
+    return dict(obj), '.'.join(path) or 'raw'
+
+
+def unwrap_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
+    """The state dict inside ``checkpoint`` (see :func:`find_state_dict`)."""
+    return find_state_dict(checkpoint)[0]
 
 
 def select_prefix(state_dict: Dict[str, torch.Tensor],
@@ -77,33 +90,48 @@ def compare_keys(module: nn.Module, state_dict: Dict[str, torch.Tensor]
     return missing, unexpected, mismatched
 
 
+def _listing(keys: List[str], limit: int = 12) -> str:
+    more = f' ... ({len(keys) - limit} more)' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
 def load_pretrained_checkpoint(
         module: nn.Module,
         filename: str,
         prefix: Optional[str] = None,
         convert: Optional[Callable[[dict], dict]] = None,
         ignore: Optional[str] = None,
-        strict: bool = False,
+        strict: bool = True,
+        describe: Optional[Callable[[dict], str]] = None,
         logger='current') -> Tuple[List[str], List[str]]:
     """Load an official checkpoint into ``module``; return (missing, unexpected).
 
     Args:
         module: the module to fill.
         filename: a local path or URL (anything mmengine's CheckpointLoader
-            accepts: ``open-mmlab://``, ``torchvision://``, http(s)...).
+            accepts: ``open-mmlab://``, ``torchvision://``, http(s)...), read
+            through the project's safe reader.
         prefix: keep only keys under this prefix (``'backbone.'`` for a
             detector or mmpretrain classifier checkpoint).
         convert: maps the unwrapped dict from the official layout to
             ``module``'s layout.
         ignore: regex of keys dropped silently (a classifier head).
-        strict: raise instead of logging when keys are missing/unexpected.
+        strict: raise when keys are missing or unexpected (BatchNorm's
+            ``num_batches_tracked`` counters excepted); ``False`` loads what
+            fits and logs the rest as warnings.
+        describe: called with the state dict (before ``convert``) when it
+            does not fit; returns a hint such as "it looks like arch 's24'".
 
     Raises:
         ValueError: on a shape mismatch (a wrong ``arch`` for the file), and
-            with ``strict`` on missing or unexpected keys.
+            with ``strict`` on missing or unexpected keys, listing them.
     """
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
-    state_dict = select_prefix(unwrap_state_dict(checkpoint), prefix)
+    try:
+        state_dict = select_prefix(unwrap_state_dict(checkpoint), prefix)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f'{filename}: {error.args[0]}') from None
+    original = state_dict
     if convert is not None:
         state_dict = convert(state_dict)
     if ignore:
@@ -111,14 +139,20 @@ def load_pretrained_checkpoint(
         state_dict = {k: v for k, v in state_dict.items()
                       if not pattern.search(k)}
     missing, unexpected, mismatched = compare_keys(module, state_dict)
+    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     name = type(module).__name__
-    if mismatched:
-        raise ValueError(f'{name}: {filename} does not fit this model (wrong '
-                         'arch?); shape mismatches:\n  ' +
-                         '\n  '.join(mismatched))
-    if strict and (missing or unexpected):
-        raise ValueError(f'{name}: {filename} missing keys {missing}, '
-                         f'unexpected keys {unexpected}')
+    if mismatched or (strict and (missing or unexpected)):
+        problems = [f'{len(items)} {what}: {_listing(items)}'
+                    for what, items in (('shape mismatch(es)', mismatched),
+                                        ('missing key(s)', missing),
+                                        ('unexpected key(s)', unexpected))
+                    if items]
+        hint = describe(original) if describe is not None else ''
+        raise ValueError(
+            f'{name}: {filename} does not fit this model{hint}; ' +
+            '; '.join(problems) + '. Check `arch` and the checkpoint; '
+            "init_cfg=dict(type='Pretrained', ..., strict=False) loads "
+            'what fits and leaves the rest at its initialisation')
     module.load_state_dict(state_dict, strict=False)
     print_log(f'{name}: loaded {len(state_dict) - len(unexpected)} tensors '
               f'from {filename}', logger=logger)

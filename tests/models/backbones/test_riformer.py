@@ -12,6 +12,8 @@ from torch import nn
 
 from rtdetr_mm.models.backbones import RIFormer
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
+from rtdetr_mm.utils import CheckpointFileError, UnsafeCheckpointError
+from ..._utils import write_malicious_checkpoint
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 # Published ImageNet parameter counts (mmpretrain's
@@ -315,6 +317,54 @@ def test_wrong_arch_checkpoint_raises(tmp_path):
             prefix='backbone.')).init_weights()
 
 
+def test_checkpoint_of_another_depth_is_refused(tmp_path):
+    """s24 has s12's widths and twice its blocks: loading it into s12 once
+    left half the checkpoint unused with only a warning."""
+    path = str(tmp_path / 'riformer-s24.pth')
+    mmpretrain_checkpoint(path, 's24')
+    init_cfg = dict(type='Pretrained', checkpoint=path, prefix='backbone.')
+    with pytest.raises(ValueError, match=r"riformer-s24.pth does not fit this "
+                       r"model \(it looks like arch 's24'\); \d+ unexpected "
+                       r'key\(s\): network\.'):
+        RIFormer(arch='s12', init_cfg=init_cfg).init_weights()
+    # strict=False is the explicit way to load what fits
+    model = RIFormer(arch='s12', init_cfg=dict(init_cfg, strict=False))
+    model.init_weights()
+    assert model._is_init
+
+
+def test_checkpoint_missing_keys_is_refused(tmp_path):
+    path = str(tmp_path / 'half.pth')
+    mmpretrain_checkpoint(path, TINY)
+    checkpoint = torch.load(path)
+    state = checkpoint['state_dict']
+    dropped = sorted(state)[::2]
+    for key in dropped:
+        del state[key]
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match=r'half.pth does not fit this model '
+                       r'\(its keys match none of the published archs.*\); '
+                       r'\d+ missing key\(s\): network'):
+        RIFormer(arch=TINY, init_cfg=dict(
+            type='Pretrained', checkpoint=path,
+            prefix='backbone.')).init_weights()
+
+
+def test_init_cfg_refuses_unsafe_and_broken_files(tmp_path):
+    marker = tmp_path / 'pwned'
+    evil = write_malicious_checkpoint(tmp_path / 'evil.pth', marker)
+    with pytest.raises(UnsafeCheckpointError, match=r"'(io|builtins)\.open'"):
+        RIFormer(arch=TINY, init_cfg=dict(
+            type='Pretrained', checkpoint=str(evil))).init_weights()
+    assert not marker.exists()
+    text = tmp_path / 'notes.txt'
+    text.write_text('not weights\n')
+    with pytest.raises(CheckpointFileError,
+                       match='notes.txt is not a PyTorch checkpoint'):
+        RIFormer(arch=TINY, init_cfg=dict(
+            type='Pretrained', checkpoint=str(text))).init_weights()
+
+
 @pytest.mark.parametrize('kwargs,match', [
     (dict(arch='s13'), r"unknown arch 's13'.*'m36', 'm48', 's12'"),
     (dict(arch=dict(layers=[2, 2, 6, 2])), 'missing'),
@@ -325,6 +375,8 @@ def test_wrong_arch_checkpoint_raises(tmp_path):
     (dict(out_indices=()), 'non-empty'),
     (dict(frozen_stages=5), 'frozen_stages=5'),
     (dict(frozen_stages=-2), 'frozen_stages=-2'),
+    (dict(frozen_stages=True), 'frozen_stages=True'),
+    (dict(out_indices=(True, 2)), 'has True'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
