@@ -3,7 +3,11 @@
 # 256 wide: its input_proj maps 384 -> 256); backbone lr 1e-6 (x0.01).
 _base_ = './rtdetr_r50vd_coco.py'
 model = dict(
-    backbone=dict(depth=101),
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(
+            checkpoint='https://github.com/lyuwenyu/storage/releases/'
+            'download/v0.1/ResNet101_vd_ssld_pretrained_from_paddle.pth')),
     neck=dict(
         hidden_dim=384,
         encoder_layer=dict(ffn_cfg=dict(feedforward_channels=2048))))

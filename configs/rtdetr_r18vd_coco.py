@@ -10,6 +10,10 @@ model = dict(
         depth=18,
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False),
+        norm_eval=False,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/lyuwenyu/storage/releases/'
+            'download/v0.1/ResNet18_vd_pretrained_from_paddle.pth')),
     neck=dict(in_channels=[128, 256, 512], expansion=0.5),
     decoder=dict(num_layers=3))

@@ -13,7 +13,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'),
     # RNG states in checkpoints: --resume continues exactly (see the hook).
-    random_state=dict(type='RandomStateHook'))
+    random_state=dict(type='RandomStateHook'),
+    # stops at the first NaN/inf loss, naming the term, before a checkpoint
+    finite_loss=dict(type='FiniteLossHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

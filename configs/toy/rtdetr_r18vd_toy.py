@@ -18,7 +18,8 @@ model = dict(
         depth=18,
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False),
+        norm_eval=False,
+        init_cfg=None),  # from scratch: the toy configs download nothing
     neck=dict(
         in_channels=[128, 256, 512],
         hidden_dim=hidden,

@@ -25,10 +25,13 @@ model = dict(
                 size_divisor=32,
                 interval=1)
         ]),
-    # PResNet-50-vd = mmdet's ResNetV1d (deep stem, avg-pool shortcut);
-    # freeze_at=0 + FrozenBatchNorm in the official config.
+    # PResNet-50-vd (= mmdet's ResNetV1d at depth 50); freeze_at=0 +
+    # FrozenBatchNorm in the official config. It starts, like the official
+    # recipe, from the official ImageNet ResNet50_vd_ssld_v2 weights
+    # (converted from the official layout on load; see
+    # docs/official_weights.md).
     backbone=dict(
-        type='ResNetV1d',
+        type='PResNetV1d',
         depth=50,
         num_stages=4,
         out_indices=(1, 2, 3),
@@ -36,12 +39,10 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=False),
         norm_eval=True,
         style='pytorch',
-        # Official: ResNet50_vd_ssld_v2 ImageNet weights converted from
-        # Paddle; convert them with tools/model_converters/
-        # rtdetr_official_to_mm.py SRC DST --backbone-only and set
-        # init_cfg=dict(type='Pretrained', checkpoint=DST)
-        # (docs/official_weights.md).
-        init_cfg=None),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/lyuwenyu/storage/releases/'
+            'download/v0.1/ResNet50_vd_ssld_v2_pretrained_from_paddle.pth')),
     neck=dict(
         type='HybridEncoder',
         in_channels=[512, 1024, 2048],

@@ -1,13 +1,26 @@
-"""ResNet-vd exactly as RT-DETR's ``PResNet`` (for its R18/R34 variants)."""
+"""ResNet-vd exactly as RT-DETR's ``PResNet``, loading its official weights."""
+from typing import Dict, List
+
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from torch import nn
+from torch import Tensor, nn
 
 from mmdet.models.backbones import ResNetV1d
 from mmdet.registry import MODELS
+from ..utils import PyramidBackboneMixin
+from ..utils.rtdetr_official_keys import (describe_layout,
+                                          official_backbone_to_mm)
+
+# The ImageNet weights the official RT-DETR recipes start from (converted
+# from Paddle by the RT-DETR authors), by depth.
+OFFICIAL_IMAGENET_WEIGHTS = {
+    depth: 'https://github.com/lyuwenyu/storage/releases/download/v0.1/'
+    f'ResNet{depth}_vd_{tag}pretrained_from_paddle.pth'
+    for depth, tag in ((18, ''), (34, ''), (50, 'ssld_v2_'), (101, 'ssld_'))
+}
 
 
 @MODELS.register_module()
-class PResNetV1d(ResNetV1d):
+class PResNetV1d(PyramidBackboneMixin, ResNetV1d):
     """mmdet's :class:`ResNetV1d` with a projection shortcut in *every*
     stage's first block, as RT-DETR's ``PResNet`` (variant ``d``) has.
 
@@ -20,6 +33,9 @@ class PResNetV1d(ResNetV1d):
     ``downsample.2`` norm), so the official R18/R34 weights load.
 
     Arguments are those of :class:`ResNetV1d` (``depth`` 18/34/50/101...).
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` loads, strictly and
+    safely, an mmdet-layout file or the official ImageNet PResNet-vd weights
+    (``OFFICIAL_IMAGENET_WEIGHTS``, converted on load).
 
     Example:
         >>> import torch
@@ -45,3 +61,15 @@ class PResNetV1d(ResNetV1d):
                     bias=False),
                 build_norm_layer(self.norm_cfg, channels)[1])
         return layer
+
+    def stage_modules(self) -> List[nn.Module]:
+        """The deep stem, then the four residual stages."""
+        return [self.stem] + [getattr(self, name) for name in self.res_layers]
+
+    def convert_checkpoint(self, state_dict: Dict[str, Tensor]
+                           ) -> Dict[str, Tensor]:
+        """Official PResNet keys (``conv1.conv1_1.*``, ``res_layers.*``) ->
+        ours; mmdet-layout checkpoints pass unchanged."""
+        if describe_layout(state_dict) == 'official ImageNet PResNet backbone':
+            return official_backbone_to_mm(state_dict)
+        return state_dict
