@@ -1,5 +1,6 @@
 """Hooks registered in mmdet's HOOKS."""
+from .finite_loss_hook import FiniteLossHook
 from .random_state_hook import RandomStateHook
 from .vanillanet_deep_training import VanillaNetDeepTrainingHook
 
-__all__ = ['RandomStateHook', 'VanillaNetDeepTrainingHook']
+__all__ = ['FiniteLossHook', 'RandomStateHook', 'VanillaNetDeepTrainingHook']
