@@ -156,6 +156,9 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
         env = dict(os.environ, MMCV_WITH_OPS='1',
                    MAX_JOBS=os.environ.get('MAX_JOBS', str(os.cpu_count() or 2)),
                    FORCE_CUDA='1' if with_cuda else '0')
+        if not with_cuda:
+            # mmcv's setup.py compiles CUDA ops whenever torch sees a GPU
+            env['CUDA_VISIBLE_DEVICES'] = ''
         log(f'building mmcv {MMCV_VERSION} with ops ({standard}, '
             f'{"CUDA" if with_cuda else "CPU"}, MAX_JOBS={env["MAX_JOBS"]}); '
             'this takes ~15 min on 2 cores')
@@ -163,12 +166,30 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
              '--no-deps', '-c', constraints, '-w', dest_dir, src], env=env)
 
 
+def mmcv_build_with_cuda():
+    """Whether to compile mmcv's CUDA ops: a GPU and nvcc, or FORCE_CUDA=1.
+
+    Without nvcc (or CUDA_HOME) on a GPU machine mmcv is built with its CPU
+    ops only; rtdetr_mm's deformable attention then runs its PyTorch path on
+    the GPU (see docs/reliability.md for the speed cost).
+    """
+    if os.environ.get('FORCE_CUDA') == '1':
+        return True
+    ok, out = python_probe(
+        'import torch; from torch.utils.cpp_extension import CUDA_HOME; '
+        'print(int(torch.cuda.is_available()), int(CUDA_HOME is not None))')
+    gpu, nvcc = out.splitlines()[-1].split() if ok else ('0', '0')
+    if gpu == '1' and nvcc == '0':
+        log('a GPU is visible but nvcc is not (set CUDA_HOME or put nvcc on '
+            "PATH to compile mmcv's CUDA kernels): building mmcv with CPU "
+            "ops only; deformable attention on the GPU will use rtdetr_mm's "
+            'PyTorch path (slower, same results)')
+    return gpu == '1' and nvcc == '1'
+
+
 def ensure_mmcv(cache_dir, torch_version, constraints):
     """Install mmcv with ops from the wheel cache, building it when needed."""
-    ok_cuda, cuda = python_probe(
-        'import torch; print(int(torch.cuda.is_available()))')
-    with_cuda = (os.environ.get('FORCE_CUDA') == '1'
-                 or (ok_cuda and cuda.splitlines()[-1] == '1'))
+    with_cuda = mmcv_build_with_cuda()
     tag = f'cp{sys.version_info.major}{sys.version_info.minor}'
     key = wheel_cache_key(MMCV_VERSION, torch_version, tag,
                           f'{platform.system().lower()}_{platform.machine()}',

@@ -2,10 +2,13 @@
 from .cdn_query_generator import RTDETRCdnQueryGenerator
 from .csp_rep_layer import CSPRepLayer
 from .repvgg_block import RepVGGBlock
-from .rtdetr_decoder import RTDETRTransformerDecoder
+from .ms_deform_attn import BoxDeformableAttention
+from .rtdetr_decoder import (RTDETRTransformerDecoder,
+                             RTDETRTransformerDecoderLayer)
 from .varifocal_loss import RTDETRVarifocalLoss
 
 __all__ = [
+    'BoxDeformableAttention', 'RTDETRTransformerDecoderLayer',
     'RTDETRCdnQueryGenerator', 'CSPRepLayer', 'RepVGGBlock',
     'RTDETRTransformerDecoder', 'RTDETRVarifocalLoss'
 ]

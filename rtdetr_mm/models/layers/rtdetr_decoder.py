@@ -2,10 +2,30 @@
 from typing import List, Tuple
 
 import torch
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
 from torch import Tensor, nn
 
-from mmdet.models.layers import (DeformableDetrTransformerDecoder, MLP,
+from mmdet.models.layers import (DeformableDetrTransformerDecoder,
+                                 DeformableDetrTransformerDecoderLayer, MLP,
                                  inverse_sigmoid)
+from .ms_deform_attn import BoxDeformableAttention
+
+
+class RTDETRTransformerDecoderLayer(DeformableDetrTransformerDecoderLayer):
+    """mmdet's Deformable-DETR decoder layer, which is RT-DETR's layer, with
+    :class:`BoxDeformableAttention` as cross-attention (it runs on GPUs whose
+    mmcv lacks CUDA ops). Same arguments and keys as mmdet's layer."""
+
+    def _init_layers(self) -> None:
+        """Self-attention, box deformable cross-attention, FFN, 3 norms."""
+        self.self_attn = MultiheadAttention(**self.self_attn_cfg)
+        self.cross_attn = BoxDeformableAttention(**self.cross_attn_cfg)
+        self.embed_dims = self.self_attn.embed_dims
+        self.ffn = FFN(**self.ffn_cfg)
+        self.norms = nn.ModuleList(
+            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
+            for _ in range(3))
 
 
 class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
@@ -13,7 +33,8 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
 
     Each layer is mmdet's ``DeformableDetrTransformerDecoderLayer``
     (self-attention -> LN -> multi-scale deformable cross-attention -> LN ->
-    FFN -> LN), which is RT-DETR's layer. What RT-DETR changes compared with
+    FFN -> LN), which is RT-DETR's layer, with the cross-attention of
+    :class:`RTDETRTransformerDecoderLayer`. What RT-DETR changes compared with
     mmdet's ``DinoTransformerDecoder``:
 
     * the query position is ``ref_point_head(box)``, an MLP of the raw
@@ -58,7 +79,14 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
 
     def _init_layers(self) -> None:
         """Build the layers and the box-to-position MLP."""
-        super()._init_layers()
+        if self.post_norm_cfg is not None:
+            raise ValueError('RT-DETR\'s decoder has no final norm: '
+                             f'post_norm_cfg must be None, got '
+                             f'{self.post_norm_cfg}')
+        self.layers = nn.ModuleList(
+            RTDETRTransformerDecoderLayer(**self.layer_cfg)
+            for _ in range(self.num_layers))
+        self.embed_dims = self.layers[0].embed_dims
         self.ref_point_head = MLP(4, 2 * self.embed_dims, self.embed_dims, 2)
 
     def forward(self, query: Tensor, value: Tensor, self_attn_mask: Tensor,
