@@ -219,7 +219,8 @@ class RevCol(PyramidBackboneMixin, BaseModule):
             blocks of a column (the same in every column). None takes the
             arch's published rate.
         save_memory: train through the reversible autograd function (used
-            whenever gradients are enabled). False runs the plain path.
+            in training mode with gradients enabled). False runs the plain
+            path.
         deploy: build the inference form (layer scales folded into
             ``pwconv2``), so checkpoints saved after :meth:`switch_to_deploy`
             load.
@@ -328,7 +329,10 @@ class RevCol(PyramidBackboneMixin, BaseModule):
                 f'must be >= {self.min_input_size} (4 levels down to stride '
                 '32). Pad the input (the data preprocessor pads to /32).')
         x = self.stem(x)  # (B, C0, H/4, W/4)
-        reversible = self.save_memory and torch.is_grad_enabled()
+        # the reversible function only when training: in eval mode (also with
+        # grad enabled, as in tracing/export) the plain path runs
+        reversible = (self.save_memory and self.training
+                      and torch.is_grad_enabled())
         maps = None
         for column in self.columns:
             maps = column(x, maps, reversible)

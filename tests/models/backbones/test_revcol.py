@@ -193,6 +193,20 @@ def test_eval_and_no_grad_match_train_forward():
         torch.testing.assert_close(a.detach(), b, rtol=0, atol=1e-6)
 
 
+def test_eval_mode_traces_with_grad_enabled():
+    """Tracing (as ONNX export does) without no_grad: the reversible
+    autograd function once ran in eval mode and failed
+    (RuntimeError: unordered_map::at)."""
+    model = randomize(RevCol(arch=SMALL_ARCH, save_memory=True)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.is_grad_enabled()
+    traced = torch.jit.trace(model, x)
+    with torch.no_grad():
+        expected = model(x)
+    for a, b in zip(traced(x), expected):
+        torch.testing.assert_close(a.detach(), b, rtol=0, atol=1e-6)
+
+
 def test_alpha_clamped_in_training():
     model = RevCol(arch=SMALL_ARCH).train()
     with torch.no_grad():
