@@ -1,7 +1,7 @@
-# RT-DETR with a RevCol-L backbone (8 reversible columns) on COCO, 72 epochs: the
-# RevCol-T config (reversible training, find_unused_parameters=False) with
-# the arch, its official weights, drop path and the neck's in_channels
-# changed.
+# RT-DETR with a RevCol-L backbone (8 reversible columns) on COCO, 72
+# epochs: the RevCol-T config (reversible training,
+# find_unused_parameters=False) with the arch, its official weights, drop
+# path and the neck's in_channels changed.
 _base_ = './rtdetr_revcol_tiny_coco.py'
 model = dict(
     backbone=dict(

@@ -43,7 +43,8 @@ MMCV_VERSION = '2.1.0'  # mmdet 3.3 refuses mmcv >= 2.2
 # setuptools >= 81 removed; torch >= 2.13 wants setuptools >= 77.
 BUILD_REQUIREMENTS = ['setuptools>=77,<81', 'wheel', 'ninja', 'packaging']
 # openmim's runtime requirements without `opendatalab` (which pins old
-# setuptools/requests through openxlab and is only needed for dataset download).
+# setuptools/requests through openxlab and is only needed for dataset
+# download).
 OPENMIM_DEPS = ['click', 'colorama', 'model-index', 'pandas', 'requests',
                 'rich', 'tabulate']
 
@@ -54,7 +55,7 @@ def log(msg):
 
 
 def run(cmd, env=None):
-    """Run a command, streaming its output; raise with the command on failure."""
+    """Run a command, streaming its output; raise naming it on failure."""
     log('$ ' + ' '.join(str(c) for c in cmd))
     result = subprocess.run([str(c) for c in cmd], env=env)
     if result.returncode != 0:
@@ -153,8 +154,8 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
         setup_py = src / 'setup.py'
         standard = cxx_standard_for(torch_version)
         setup_py.write_text(patch_cxx_standard(setup_py.read_text(), standard))
-        env = dict(os.environ, MMCV_WITH_OPS='1',
-                   MAX_JOBS=os.environ.get('MAX_JOBS', str(os.cpu_count() or 2)),
+        jobs = os.environ.get('MAX_JOBS', str(os.cpu_count() or 2))
+        env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=jobs,
                    FORCE_CUDA='1' if with_cuda else '0')
         if not with_cuda:
             # mmcv's setup.py compiles CUDA ops whenever torch sees a GPU
@@ -265,8 +266,8 @@ def probe_environment() -> dict:
                            ENVIRONMENT_PROBE, cwd=tempfile.gettempdir())
     if not ok:
         raise SystemExit(f'cannot probe {sys.executable}:\n{out}')
-    line = next(l for l in out.splitlines()
-                if l.startswith('RTDETR_MM_ENV='))
+    line = next(text for text in out.splitlines()
+                if text.startswith('RTDETR_MM_ENV='))
     return json.loads(line.split('=', 1)[1])
 
 
@@ -311,7 +312,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--cache-dir', type=Path, default=default_cache_dir(),
                         help='where built mmcv wheels are kept '
-                        '(default: $XDG_CACHE_HOME/rtdetr_mm or ~/.cache/rtdetr_mm)')
+                        '(default: $XDG_CACHE_HOME/rtdetr_mm or '
+                        '~/.cache/rtdetr_mm)')
     args = parser.parse_args(argv)
     start = time.time()
     log(f'python {sys.executable} ({platform.python_version()})')

@@ -170,7 +170,8 @@ def generate_split(out_dir: Path, split: str, num_images: int, seed: int,
                      category_id=label + 1, bbox=[x1, y1, x2 - x1, y2 - y1],
                      area=(x2 - x1) * (y2 - y1), iscrowd=0))
     return dict(
-        info=dict(description='rtdetr_mm ToyShapes', version=GENERATOR_VERSION),
+        info=dict(description='rtdetr_mm ToyShapes',
+                  version=GENERATOR_VERSION),
         images=images,
         annotations=annotations,
         categories=[dict(id=i + 1, name=n) for i, n in enumerate(CLASSES)])
@@ -241,7 +242,8 @@ class ToyShapesDataset(CocoDataset):
 
     def __init__(self, *args, data_root: str = '', **kwargs):
         if not data_root:
-            raise ValueError('ToyShapesDataset needs data_root (the folder the '
+            raise ValueError('ToyShapesDataset needs data_root (the folder '
+                             'the '
                              'dataset is generated in, e.g. data/toy_shapes/)')
         generate_toy_shapes(data_root)
         super().__init__(*args, data_root=data_root, **kwargs)

@@ -1,5 +1,8 @@
-"""Timing shared by the benchmark scripts of this folder (import as
-``from _timing import time_pair``: scripts run from here put it on the path)."""
+"""Timing shared by the benchmark scripts of this folder.
+
+Import it as ``from _timing import time_pair``: scripts run from here put
+it on the path.
+"""
 import statistics
 import time
 from typing import Callable, List, Tuple

@@ -1,6 +1,8 @@
-"""Toy-set accuracy benchmark: train each config for a fixed schedule, report mAP.
+"""Toy-set accuracy benchmark: train each config for a fixed schedule, report
+mAP.
 
-    python tools/analysis_tools/benchmark_toy_map.py configs/toy/A.py [B.py ...]
+    python tools/analysis_tools/benchmark_toy_map.py \
+        configs/toy/A.py [B.py ...]
         [--epochs N] [--work-root work_dirs/toy_map]
 
 Runs ``tools/train.py`` (a subprocess per config, so each gets a fresh

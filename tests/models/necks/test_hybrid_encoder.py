@@ -40,8 +40,8 @@ def test_output_shapes(size):
     outs = neck(feats(*size))
     h, w = size
     assert neck.out_channels == [16, 16, 16]
-    assert [tuple(o.shape) for o in outs] == [(2, 16, h // s, w // s)
-                                            for s in (8, 16, 32)]
+    assert [tuple(o.shape) for o in outs] == [
+        (2, 16, h // s, w // s) for s in (8, 16, 32)]
     # round(3 * 0.67) = 2 RepVGG blocks, expansion 0.5 -> conv3 exists
     assert len(neck.fpn_blocks[0].bottlenecks) == 2
     assert not isinstance(neck.fpn_blocks[0].conv3, torch.nn.Identity)
