@@ -169,7 +169,11 @@ def read_checkpoint(filename: str,
         raise _refusal(filename, error) from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
         # zip reader failures (truncated/corrupt), a text file (KeyError of
-        # the legacy reader), a file ending mid-pickle (EOFError)
+        # the legacy reader), a file ending mid-pickle (EOFError); other
+        # RuntimeErrors (e.g. from map_location) are not about the file
+        if isinstance(error, RuntimeError) and \
+                'PytorchStreamReader' not in str(error):
+            raise
         detail = str(error).split('. ')[0] or type(error).__name__
         raise CheckpointFileError(
             f'{filename} is not a PyTorch checkpoint, or it is truncated or '

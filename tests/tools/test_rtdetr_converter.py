@@ -133,7 +133,6 @@ def test_errors(tmp_path):
         converter.main([src, dst, '--config', config])
 
 
-
 def test_v2_layout(tmp_path):
     config, cfg = tiny_config(tmp_path, 'r18vd', 18)
     ours = random_state(cfg)

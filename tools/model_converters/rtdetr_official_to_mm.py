@@ -8,7 +8,8 @@ The source may be a raw state dict or one wrapped in ``model`` or
 present, as the official evaluation does). It is read safely (tensors and
 plain containers only; ``--unsafe-load`` for a trusted legacy file), and a
 checkpoint of another kind than the flags say (detector vs ImageNet backbone,
-v1 vs v2, already converted) is refused with what it is. Every key is mapped (see
+v1 vs v2, already converted) is refused with what it is. Every key is mapped
+(see
 ``rtdetr_mm/models/utils/rtdetr_official_keys.py``), then checked against
 the model built from the matching config: any unmapped, missing or
 unexpected key and any shape mismatch is an error that lists them. The
@@ -31,7 +32,7 @@ import os.path as osp
 import re
 import sys
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor

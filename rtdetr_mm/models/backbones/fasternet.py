@@ -201,13 +201,18 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
         ``stages.{i}``, ``stages.{2i-1}`` -> ``stages.{i}.downsample``,
         detection norms ``norm{2i}`` -> ``norm{i}``. A timm checkpoint (or
         one saved from this module) already has this layout. Output norms a
-        classification checkpoint lacks keep their initialisation (logged,
-        not reported missing). Classifier keys are left for
+        classification checkpoint lacks keep their initialisation, those of
+        stages ``out_indices`` does not return are not loaded (both logged,
+        not reported as missing/unexpected). Classifier keys are left for
         ``ignored_checkpoint_keys``.
         """
         if any(_OFFICIAL_LAYOUT.match(key) for key in state_dict):
             state_dict = {_official_key_to_timm(k): v
                           for k, v in state_dict.items()}
+        state_dict = self.drop_unbuilt_modules(
+            state_dict, [f'norm{i}' for i in range(len(self.stages))
+                         if i not in self.out_indices],
+            'output norms of stages out_indices does not return')
         return self.keep_absent_modules(
             state_dict, [f'norm{i}' for i in self.out_indices],
             'classification checkpoints have no detection output norms')

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from mmdet.models.backbones import ResNetV1d
 from mmdet.registry import MODELS
-from ..utils import PyramidBackboneMixin
+from ..utils import PyramidBackboneMixin, check_frozen_stages
 from ..utils.rtdetr_official_keys import (describe_layout,
                                           official_backbone_to_mm)
 
@@ -44,6 +44,10 @@ class PResNetV1d(PyramidBackboneMixin, ResNetV1d):
         >>> [tuple(o.shape) for o in m(torch.rand(1, 3, 64, 64))]
         [(1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)]
     """
+
+    def __init__(self, frozen_stages: int = -1, **kwargs) -> None:
+        check_frozen_stages(frozen_stages, 'PResNetV1d')
+        super().__init__(frozen_stages=frozen_stages, **kwargs)
 
     def make_res_layer(self, **kwargs) -> nn.Module:
         """Build a stage; give its first block a projection shortcut."""

@@ -210,6 +210,10 @@ class RIFormer(PyramidBackboneMixin, _MMPretrainRIFormer):
                 'RIFormer(deploy=False) got a deploy checkpoint (norm_reparam '
                 'keys, the token mixer is folded away): build with '
                 'deploy=True')
+        state_dict = self.drop_unbuilt_modules(
+            state_dict, [f'norm{network_index(i)}' for i in range(NUM_STAGES)
+                         if i not in self.out_indices],
+            'output norms of stages out_indices does not return')
         state_dict = self.keep_absent_modules(
             state_dict, [f'norm{i}' for i in self.network_out_indices],
             'classification checkpoints only carry norm6')

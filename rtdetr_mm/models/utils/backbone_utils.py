@@ -10,6 +10,7 @@ The backbone contract (``docs/design.md``) is implemented once here:
   per-family ``stage_modules()``.
 """
 import inspect
+import logging
 import re
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -35,7 +36,8 @@ def resolve_arch(arch: Union[str, dict], arch_settings: Dict[str, dict],
     """
     if isinstance(arch, str):
         if arch not in arch_settings:
-            raise ValueError(f'{family}: unknown arch {arch!r}; valid archs are '
+            raise ValueError(f'{family}: unknown arch {arch!r}; valid archs '
+                             'are '
                              f'{sorted(arch_settings)} (or a dict with the '
                              'same fields)')
         return dict(arch_settings[arch])
@@ -180,6 +182,22 @@ class PyramidBackboneMixin:
                       logger='current')
         return state_dict
 
+    def drop_unbuilt_modules(self, state_dict: dict, module_names: List[str],
+                             reason: str) -> dict:
+        """Drop a checkpoint's modules that this configuration does not build.
+
+        For the output norms of stages a detection checkpoint returned and
+        ``out_indices`` does not (e.g. ``norm0`` of a checkpoint trained
+        with all four outputs); logged at INFO, not reported unexpected.
+        """
+        dropped = sorted({k.split('.')[0] for k in state_dict
+                          if k.split('.')[0] in module_names})
+        if dropped:
+            print_log(f'{type(self).__name__}: not loading {dropped} of the '
+                      f'checkpoint ({reason})', logger='current')
+        return {k: v for k, v in state_dict.items()
+                if k.split('.')[0] not in dropped}
+
     def describe_checkpoint(self, state_dict: dict) -> str:
         """Name the published variant whose layout ``state_dict`` has.
 
@@ -202,17 +220,23 @@ class PyramidBackboneMixin:
                     if not (k.endswith('num_batches_tracked')
                             or ignore.search(k))}
 
-        for arch in arch_settings:
-            with torch.device('meta'):
-                candidate = type(self)(arch=arch, **kwargs)
-                try:
-                    converted = candidate.convert_checkpoint(state_dict)
-                except (KeyError, ValueError):
-                    continue
-                if layout(converted) == layout(candidate.state_dict()):
-                    return f' (it looks like arch {arch!r})'
-        return (' (its keys match none of the published archs '
-                f'{list(arch_settings)})')
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # the candidates' INFO is noise
+        try:
+            for arch in arch_settings:
+                with torch.device('meta'):
+                    candidate = type(self)(arch=arch, **kwargs)
+                    try:
+                        converted = candidate.convert_checkpoint(state_dict)
+                    except (KeyError, ValueError):
+                        continue
+                    if layout(converted) == layout(candidate.state_dict()):
+                        return f'it looks like arch {arch!r}'
+        finally:
+            logger.setLevel(level)
+        return ('its keys match none of the published archs '
+                f'{list(arch_settings)}')
 
     def init_weights(self) -> None:
         init_cfg = getattr(self, 'init_cfg', None)

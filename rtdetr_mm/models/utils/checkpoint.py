@@ -104,7 +104,10 @@ def load_pretrained_checkpoint(
         strict: bool = True,
         describe: Optional[Callable[[dict], str]] = None,
         logger='current') -> Tuple[List[str], List[str]]:
-    """Load an official checkpoint into ``module``; return (missing, unexpected).
+    """Load an official checkpoint into ``module``.
+
+    Returns:
+        (missing, unexpected) keys left after the tolerated ones.
 
     Args:
         module: the module to fill.
@@ -149,7 +152,8 @@ def load_pretrained_checkpoint(
                     if items]
         hint = describe(original) if describe is not None else ''
         raise ValueError(
-            f'{name}: {filename} does not fit this model{hint}; ' +
+            f'{name}: {filename} does not fit this model (wrong arch?'
+            f'{" " + hint if hint else ""}); ' +
             '; '.join(problems) + '. Check `arch` and the checkpoint; '
             "init_cfg=dict(type='Pretrained', ..., strict=False) loads "
             'what fits and leaves the rest at its initialisation')

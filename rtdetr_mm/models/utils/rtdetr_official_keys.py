@@ -278,7 +278,8 @@ def describe_layout(state_dict: Dict[str, Tensor]) -> str:
         return any(k.startswith(prefix) for k in keys)
 
     if has('backbone.') and has('encoder.') and has('decoder.decoder.'):
-        v2 = has('decoder.enc_output.proj.') or has('encoder.input_proj.0.conv')
+        v2 = (has('decoder.enc_output.proj.')
+              or has('encoder.input_proj.0.conv'))
         return f'official RT-DETR {"v2" if v2 else "v1"} detector'
     if has('conv1.conv1_1.') and has('res_layers.'):
         return 'official ImageNet PResNet backbone'

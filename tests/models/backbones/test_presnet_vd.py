@@ -18,8 +18,8 @@ def test_r18_has_stage1_projection_shortcut():
     assert 'layer1.1.downsample.1.weight' not in keys
     model.eval()  # mmdet's ResNet.train() returns None
     outs = model(torch.rand(1, 3, 64, 96))
-    assert [tuple(o.shape) for o in outs] == [(1, 16, 8, 12), (1, 32, 4, 6),
-                                            (1, 64, 2, 3)]
+    assert [tuple(o.shape) for o in outs] == [
+        (1, 16, 8, 12), (1, 32, 4, 6), (1, 64, 2, 3)]
 
 
 def test_r50_layout_equals_resnetv1d():
@@ -77,3 +77,10 @@ def test_coco_configs_start_from_official_imagenet_weights(name, depth):
 def test_toy_config_downloads_nothing():
     cfg = Config.fromfile(REPO / 'configs' / 'toy' / 'rtdetr_r18vd_toy.py')
     assert cfg.model.backbone.init_cfg is None
+
+
+@pytest.mark.parametrize('frozen_stages', [True, 5, -2])
+def test_frozen_stages_must_be_an_int_in_range(frozen_stages):
+    with pytest.raises(ValueError, match=f'frozen_stages={frozen_stages!r}'):
+        MODELS.build(dict(type='PResNetV1d', depth=18,
+                          frozen_stages=frozen_stages))

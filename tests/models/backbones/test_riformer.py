@@ -324,8 +324,8 @@ def test_checkpoint_of_another_depth_is_refused(tmp_path):
     mmpretrain_checkpoint(path, 's24')
     init_cfg = dict(type='Pretrained', checkpoint=path, prefix='backbone.')
     with pytest.raises(ValueError, match=r"riformer-s24.pth does not fit this "
-                       r"model \(it looks like arch 's24'\); \d+ unexpected "
-                       r'key\(s\): network\.'):
+                       r"model \(wrong arch\? it looks like arch 's24'\); \d+ "
+                       r'unexpected key\(s\): network\.'):
         RIFormer(arch='s12', init_cfg=init_cfg).init_weights()
     # strict=False is the explicit way to load what fits
     model = RIFormer(arch='s12', init_cfg=dict(init_cfg, strict=False))
@@ -343,7 +343,8 @@ def test_checkpoint_missing_keys_is_refused(tmp_path):
         del state[key]
     torch.save(checkpoint, path)
     with pytest.raises(ValueError, match=r'half.pth does not fit this model '
-                       r'\(its keys match none of the published archs.*\); '
+                       r'\(wrong arch\? its keys match none of the published '
+                       r'archs.*\); '
                        r'\d+ missing key\(s\): network'):
         RIFormer(arch=TINY, init_cfg=dict(
             type='Pretrained', checkpoint=path,

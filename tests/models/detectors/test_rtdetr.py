@@ -15,7 +15,8 @@ DIM = 32
 # R18vd layout at a tiny width: base 8 channels, hidden 32, 2 decoder layers
 TINY = dict(
     data_preprocessor=dict(batch_augments=None),
-    backbone=dict(base_channels=8, stem_channels=8),
+    # a tiny width no released weights fit: from scratch
+    backbone=dict(base_channels=8, stem_channels=8, init_cfg=None),
     neck=dict(
         in_channels=[16, 32, 64],
         hidden_dim=DIM,
