@@ -111,7 +111,7 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
     monkeypatch.setattr(setup_env, 'mmcv_ops_ok', lambda: next(import_results))
     monkeypatch.setattr(setup_env, 'build_mmcv_wheel', fake_build)
     monkeypatch.setattr(setup_env, 'pip', fake_pip)
-    monkeypatch.setattr(setup_env, 'python_probe', lambda code: (True, '0'))
+    monkeypatch.setattr(setup_env, 'mmcv_build_with_cuda', lambda: False)
     setup_env.ensure_mmcv(tmp_path, '2.14.1', tmp_path / 'c.txt')
 
     assert calls['build'] == 1
@@ -120,3 +120,21 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
             ).read_text() == 'fresh'
     info = (wheel_dir / 'build-info.json').read_text()
     assert '"torch": "2.14.1"' in info
+
+
+@pytest.mark.parametrize('probe,force,expected,says', [
+    ('1 1', None, True, False),   # GPU + nvcc: compile the CUDA kernels
+    ('1 0', None, False, True),   # GPU, no nvcc: CPU ops, and say so
+    ('0 1', None, False, False),  # no GPU
+    ('0 0', '1', True, False),    # FORCE_CUDA=1 wins
+])
+def test_mmcv_cuda_ops_need_a_gpu_and_nvcc(setup_env, monkeypatch, capsys,
+                                           probe, force, expected, says):
+    monkeypatch.setattr(setup_env, 'python_probe',
+                        lambda code: (True, f'noise\n{probe}'))
+    if force is None:
+        monkeypatch.delenv('FORCE_CUDA', raising=False)
+    else:
+        monkeypatch.setenv('FORCE_CUDA', force)
+    assert setup_env.mmcv_build_with_cuda() is expected
+    assert ('nvcc is not' in capsys.readouterr().out) is says
