@@ -177,9 +177,14 @@ def mmcv_build_with_cuda():
     if os.environ.get('FORCE_CUDA') == '1':
         return True
     ok, out = python_probe(
-        'import torch; from torch.utils.cpp_extension import CUDA_HOME; '
-        'print(int(torch.cuda.is_available()), int(CUDA_HOME is not None))')
-    gpu, nvcc = out.splitlines()[-1].split() if ok else ('0', '0')
+        'import os, torch; from torch.utils.cpp_extension import CUDA_HOME; '
+        'nvcc = CUDA_HOME and os.path.exists(os.path.join(CUDA_HOME, "bin", '
+        '"nvcc")); print("RTDETR_MM_CUDA", int(torch.cuda.is_available()), '
+        'int(bool(nvcc)))')
+    # torch may print warnings around the answer
+    answer = [line.split()[1:] for line in out.splitlines()
+              if line.startswith('RTDETR_MM_CUDA ')]
+    gpu, nvcc = answer[-1] if ok and answer else ('0', '0')
     if gpu == '1' and nvcc == '0':
         log('a GPU is visible but nvcc is not (set CUDA_HOME or put nvcc on '
             "PATH to compile mmcv's CUDA kernels): building mmcv with CPU "

@@ -131,7 +131,8 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
 def test_mmcv_cuda_ops_need_a_gpu_and_nvcc(setup_env, monkeypatch, capsys,
                                            probe, force, expected, says):
     monkeypatch.setattr(setup_env, 'python_probe',
-                        lambda code: (True, f'noise\n{probe}'))
+                        lambda code: (True, f'RTDETR_MM_CUDA {probe}\n'
+                                      'W1130 No CUDA runtime is found'))
     if force is None:
         monkeypatch.delenv('FORCE_CUDA', raising=False)
     else:
