@@ -35,7 +35,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The pair that installs and imports on the machines this project is built on
-# (see ENVIRONMENT.md): used only when torch/torchvision are missing.
+# (the only importable pair there): used only when torch/torchvision are
+# missing.
 DEFAULT_TORCH = '2.14.1'
 DEFAULT_TORCHVISION = '0.29.1'
 MMCV_VERSION = '2.1.0'  # mmdet 3.3 refuses mmcv >= 2.2
