@@ -243,8 +243,8 @@ class ToyShapesDataset(CocoDataset):
     def __init__(self, *args, data_root: str = '', **kwargs):
         if not data_root:
             raise ValueError('ToyShapesDataset needs data_root (the folder '
-                             'the '
-                             'dataset is generated in, e.g. data/toy_shapes/)')
+                             'the dataset is generated in, e.g. '
+                             'data/toy_shapes/)')
         generate_toy_shapes(data_root)
         super().__init__(*args, data_root=data_root, **kwargs)
 

@@ -9,8 +9,7 @@ present, as the official evaluation does). It is read safely (tensors and
 plain containers only; ``--unsafe-load`` for a trusted legacy file), and a
 checkpoint of another kind than the flags say (detector vs ImageNet backbone,
 v1 vs v2, already converted) is refused with what it is. Every key is mapped
-(see
-``rtdetr_mm/models/utils/rtdetr_official_keys.py``), then checked against
+(see ``rtdetr_mm/models/utils/rtdetr_official_keys.py``), then checked against
 the model built from the matching config: any unmapped, missing or
 unexpected key and any shape mismatch is an error that lists them. The
 result is an mmengine checkpoint (``state_dict`` + ``meta``) for
@@ -37,7 +36,9 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
-from rtdetr_mm.models.utils.checkpoint import find_state_dict
+from rtdetr_mm.models.utils.checkpoint import (compare_keys,
+                                               describe_key_problems,
+                                               find_state_dict)
 from rtdetr_mm.models.utils.rtdetr_official_keys import (
     describe_layout, official_backbone_to_mm, official_to_mm)
 from rtdetr_mm.utils import CheckpointFileError, read_checkpoint
@@ -79,20 +80,10 @@ def check_against_model(state_dict: Dict[str, Tensor],
     for key, value in model_state.items():
         if key not in out and key.endswith('num_batches_tracked'):
             out[key] = value.clone()
-    missing = [k for k in model_state if k not in out]
-    unexpected = [k for k in out if k not in model_state]
-    shapes = [f'{k}: checkpoint {tuple(out[k].shape)} vs model '
-              f'{tuple(model_state[k].shape)}' for k in out
-              if k in model_state and out[k].shape != model_state[k].shape]
-    problems = []
-    for name, items in (('missing', missing), ('unexpected', unexpected),
-                        ('shape mismatch', shapes)):
-        if items:
-            problems.append(f'{len(items)} {name}: {items[:20]}' +
-                            (' ...' if len(items) > 20 else ''))
+    problems = describe_key_problems(*compare_keys(model_state, out))
     if problems:
         raise ValueError('converted checkpoint does not fit the model; ' +
-                         '; '.join(problems))
+                         problems)
     return OrderedDict((k, out[k]) for k in model_state)
 
 
@@ -156,8 +147,7 @@ def convert(src: str,
     """Convert ``src`` (official) to ``dst`` (rtdetr_mm); return the dict."""
     checkpoint = read_checkpoint(src, unsafe=unsafe_load or None)
     try:
-        state_dict, where = find_state_dict(
-            checkpoint, ('ema', 'model', 'state_dict', 'module'))
+        state_dict, where = find_state_dict(checkpoint)
     except ValueError as error:
         raise ValueError(f'{src}: {error}') from None
     check_layout(src, state_dict, version, backbone_only)

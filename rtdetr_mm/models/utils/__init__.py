@@ -1,14 +1,15 @@
 from .backbone_utils import (PyramidBackboneMixin, check_frozen_stages,
                              freeze, normalize_out_indices, resolve_arch,
                              set_batchnorm_eval, switch_submodules_to_deploy)
-from .checkpoint import (compare_keys, load_pretrained_checkpoint,
+from .checkpoint import (compare_keys, describe_key_problems,
+                         load_pretrained_checkpoint,
                          select_prefix, unwrap_state_dict)
 from .fusion import fuse_conv_bn
 
 __all__ = [
     'PyramidBackboneMixin', 'check_frozen_stages', 'freeze',
     'normalize_out_indices', 'resolve_arch', 'set_batchnorm_eval',
-    'switch_submodules_to_deploy', 'compare_keys',
+    'switch_submodules_to_deploy', 'compare_keys', 'describe_key_problems',
     'load_pretrained_checkpoint', 'select_prefix', 'unwrap_state_dict',
     'fuse_conv_bn'
 ]

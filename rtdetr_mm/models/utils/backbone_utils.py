@@ -37,9 +37,8 @@ def resolve_arch(arch: Union[str, dict], arch_settings: Dict[str, dict],
     if isinstance(arch, str):
         if arch not in arch_settings:
             raise ValueError(f'{family}: unknown arch {arch!r}; valid archs '
-                             'are '
-                             f'{sorted(arch_settings)} (or a dict with the '
-                             'same fields)')
+                             f'are {sorted(arch_settings)} (or a dict with '
+                             'the same fields)')
         return dict(arch_settings[arch])
     if isinstance(arch, dict):
         required = set(next(iter(arch_settings.values())))

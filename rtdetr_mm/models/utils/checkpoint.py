@@ -77,10 +77,11 @@ def select_prefix(state_dict: Dict[str, torch.Tensor],
     return selected
 
 
-def compare_keys(module: nn.Module, state_dict: Dict[str, torch.Tensor]
+def compare_keys(expected: Dict[str, torch.Tensor],
+                 state_dict: Dict[str, torch.Tensor]
                  ) -> Tuple[List[str], List[str], List[str]]:
-    """Missing keys, unexpected keys and shape mismatches, each sorted."""
-    expected = module.state_dict()
+    """Missing keys, unexpected keys and shape mismatches of ``state_dict``
+    against the ``expected`` one (a model's), each sorted."""
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = sorted(
@@ -90,9 +91,20 @@ def compare_keys(module: nn.Module, state_dict: Dict[str, torch.Tensor]
     return missing, unexpected, mismatched
 
 
-def _listing(keys: List[str], limit: int = 12) -> str:
-    more = f' ... ({len(keys) - limit} more)' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
+def describe_key_problems(missing: List[str], unexpected: List[str],
+                          mismatched: List[str], limit: int = 12) -> str:
+    """``'1 shape mismatch(es): ...; 2 missing key(s): a, b'`` (empty when
+    nothing is wrong), each list cut after ``limit`` entries."""
+    problems = []
+    for what, items in (('shape mismatch(es)', mismatched),
+                        ('missing key(s)', missing),
+                        ('unexpected key(s)', unexpected)):
+        if items:
+            more = (f' ... ({len(items) - limit} more)'
+                    if len(items) > limit else '')
+            problems.append(f'{len(items)} {what}: '
+                            f'{", ".join(items[:limit])}{more}')
+    return '; '.join(problems)
 
 
 def load_pretrained_checkpoint(
@@ -141,20 +153,17 @@ def load_pretrained_checkpoint(
         pattern = re.compile(ignore)
         state_dict = {k: v for k, v in state_dict.items()
                       if not pattern.search(k)}
-    missing, unexpected, mismatched = compare_keys(module, state_dict)
+    missing, unexpected, mismatched = compare_keys(module.state_dict(),
+                                                   state_dict)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     name = type(module).__name__
     if mismatched or (strict and (missing or unexpected)):
-        problems = [f'{len(items)} {what}: {_listing(items)}'
-                    for what, items in (('shape mismatch(es)', mismatched),
-                                        ('missing key(s)', missing),
-                                        ('unexpected key(s)', unexpected))
-                    if items]
         hint = describe(original) if describe is not None else ''
         raise ValueError(
             f'{name}: {filename} does not fit this model (wrong arch?'
             f'{" " + hint if hint else ""}); ' +
-            '; '.join(problems) + '. Check `arch` and the checkpoint; '
+            describe_key_problems(missing, unexpected, mismatched) +
+            '. Check `arch` and the checkpoint; '
             "init_cfg=dict(type='Pretrained', ..., strict=False) loads "
             'what fits and leaves the rest at its initialisation')
     module.load_state_dict(state_dict, strict=False)
