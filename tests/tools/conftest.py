@@ -1,4 +1,5 @@
 """Helpers for the end-to-end tests of tools/ (run as users run them)."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +10,15 @@ REPO = Path(__file__).resolve().parents[2]
 # The toy config the README's main job uses (RT-DETR + RIFormer-S12, the
 # headline model); the tests shrink it to a few iterations.
 TOY_CONFIG = REPO / 'configs' / 'toy' / 'rtdetr_riformer_s12_toy.py'
+
+
+def load_tool(relative_path: str):
+    """Import a script under tools/ as a module (to call its ``main``)."""
+    path = REPO / 'tools' / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tool_env():

@@ -1,6 +1,5 @@
 """tools/deploy/deploy_rtdetr.py on a small RT-DETR with a RIFormer."""
 import copy
-import importlib.util
 
 import torch
 from mmdet.registry import MODELS
@@ -8,9 +7,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from .conftest import REPO
+from .conftest import REPO, load_tool
 
-SCRIPT = REPO / 'tools' / 'deploy' / 'deploy_rtdetr.py'
 # The headline config, shrunk: a small custom RIFormer, 2 decoder layers.
 SMALL = '''_base_ = [{base!r}]
 model = dict(
@@ -30,13 +28,6 @@ model = dict(
     dn_cfg=dict(group_cfg=dict(num_dn_queries=10)),
     test_cfg=dict(max_per_img=30))
 '''
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location('deploy_rtdetr', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def trained_like(model):
@@ -63,7 +54,7 @@ def test_deploy_rtdetr_riformer(tmp_path):
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict()), ckpt)
 
-    script = load_script()
+    script = load_tool('deploy/deploy_rtdetr.py')
     new_ckpt, new_cfg = script.main([
         str(cfg_path), str(ckpt), '--out-dir', str(tmp_path / 'out'),
         '--size', '64'

@@ -1,21 +1,16 @@
 """The set-up script's decision logic (the long build itself runs in CI)."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import REPO, load_tool
 
 
 @pytest.fixture(scope='module')
 def setup_env():
-    spec = importlib.util.spec_from_file_location(
-        'setup_env', REPO / 'tools' / 'setup_env.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('setup_env.py')
 
 
 def test_cxx_standard_follows_torch(setup_env):

@@ -21,7 +21,6 @@ works with ``python tools/test.py <config>_deploy.py <checkpoint>_deploy.pth``.
 """
 import argparse
 import copy
-import inspect
 import os.path as osp
 from pathlib import Path
 from typing import List
@@ -29,12 +28,10 @@ from typing import List
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmengine.config import Config, ConfigDict
-from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import rtdetr_mm  # noqa: F401  (registers the modules)
-from rtdetr_mm.models.utils import switch_submodules_to_deploy
+from rtdetr_mm.deploy import load_config, set_deploy
 
 
 def parse_args(argv=None):
@@ -50,30 +47,6 @@ def parse_args(argv=None):
                         help='largest allowed output difference')
     parser.add_argument('--device', default='cpu')
     return parser.parse_args(argv)
-
-
-def set_deploy(cfg: ConfigDict) -> List[str]:
-    """Set ``deploy=True`` on each model part whose class accepts it.
-
-    Returns the dotted paths that were set.
-    """
-    changed = []
-
-    def visit(node, path):
-        if not isinstance(node, dict):
-            return
-        cls = MODELS.get(node['type']) if isinstance(node.get('type'),
-                                                     str) else None
-        if cls is not None and path and 'deploy' in inspect.signature(
-                cls.__init__).parameters:
-            node['deploy'] = True
-            changed.append(path)
-            return  # the part builds its own children in deploy form
-        for key, value in node.items():
-            visit(value, f'{path}.{key}' if path else key)
-
-    visit(cfg, '')
-    return changed
 
 
 def check_inputs(size: int, device: str):
@@ -112,17 +85,9 @@ def max_difference(a: List[torch.Tensor], b: List[torch.Tensor]) -> float:
     return max((x - y).abs().max().item() for x, y in zip(a, b))
 
 
-def deploy(model) -> None:
-    if hasattr(model, 'switch_to_deploy'):
-        model.switch_to_deploy()
-    else:
-        switch_submodules_to_deploy(model)
-
-
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_config(args.config)
     # The trained checkpoint holds every weight: no pretrained download.
     cfg.model.backbone.pop('init_cfg', None)
 
@@ -133,7 +98,7 @@ def main(argv=None):
     params_before = sum(p.numel() for p in model.parameters()) / 1e6
     inputs, samples = check_inputs(args.size, args.device)
     before = raw_outputs(model, inputs, samples)
-    deploy(model)
+    model.switch_to_deploy()
     after = raw_outputs(model, inputs, samples)
     switch_diff = max_difference(before, after)
     if switch_diff > args.atol:
