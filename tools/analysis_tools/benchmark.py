@@ -250,13 +250,12 @@ def build_detector(config: str, args) -> tuple:
     return model, resize_batch(batch, args.shape)
 
 
-def preprocess(detector: nn.Module, pixels: np.ndarray,
+def preprocess(preprocessor: nn.Module, pixels: np.ndarray,
                samples=None, training=False):
-    """The detector's data preprocessor on RGB uint8 (N, 3, H, W): the
+    """A detector's data preprocessor on RGB uint8 (N, 3, H, W): the
     normalised (N, 3, H, W) float batch (and the samples if given)."""
     inputs = [torch.from_numpy(img[::-1].copy()) for img in pixels]  # BGR
-    data = detector.data_preprocessor(
-        dict(inputs=inputs, data_samples=samples), training)
+    data = preprocessor(dict(inputs=inputs, data_samples=samples), training)
     return data['inputs'], data['data_samples']
 
 
@@ -355,7 +354,7 @@ def bench_backbone(config: str, args) -> dict:
     (calibrated inside its detector on the check images)."""
     device = torch.device(args.device)
     model, (pixels, _) = build_detector(config, args)
-    inputs, _ = preprocess(model, pixels)
+    inputs, _ = preprocess(model.data_preprocessor, pixels)
     backbone = model.backbone
     row = {'params train (M)': num_params(backbone)}
     deployed = None
@@ -394,7 +393,8 @@ def train_step_ms(model: nn.Module, pixels: np.ndarray, args,
     """Median ms of loss forward + backward + AdamW step on ``pixels``."""
     model = copy.deepcopy(model).to(device).train()
     samples = train_samples(pixels, model.bbox_head.num_classes)
-    inputs, samples = preprocess(model, pixels, samples, training=True)
+    inputs, samples = preprocess(model.data_preprocessor, pixels, samples,
+                                 training=True)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
@@ -427,10 +427,9 @@ def bench_memory(config: str, args) -> dict:
     images = check_images()
     pixels, _ = resize_batch(
         [images[i % len(images)] for i in range(args.batch)], args.shape)
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    inputs = preprocessor(dict(inputs=[
-        torch.from_numpy(img[::-1].copy()) for img in pixels]),
-                          False)['inputs'].to(device)
+    inputs, _ = preprocess(MODELS.build(cfg.model.data_preprocessor),
+                           pixels)
+    inputs = inputs.to(device)
     for param in backbone.parameters():  # allocated before, not counted
         param.grad = torch.zeros_like(param)
 
