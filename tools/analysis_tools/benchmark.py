@@ -82,8 +82,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from rtdetr_mm.deploy import End2EndDetector, export_onnx, load_config
-from rtdetr_mm.deploy.onnx_check import check_images, resize_batch
-from rtdetr_mm.deploy.onnx_check import torch_predict
+from rtdetr_mm.deploy.onnx_check import (check_images, compare,
+                                         resize_batch, torch_predict)
 from rtdetr_mm.deploy.onnx_export import check_input_shape
 from rtdetr_mm.models.backbones.revcol import RevCol
 from rtdetr_mm.testing import trained_like
@@ -194,19 +194,12 @@ def max_difference(a: Sequence, b: Sequence) -> float:
 def box_difference(reference: Sequence, candidate: Sequence,
                    score_tol: float = 1e-4) -> float:
     """Largest box difference (px) of two top-K outputs (labels (N, K),
-    boxes (N, K, 4), scores (N, K)), rank by rank; a rank may match any
-    reference detection of its label and a score within ``score_tol``
-    (float ties may swap ranks)."""
-    ref_labels, ref_boxes, ref_scores = (np.asarray(x) for x in reference)
-    labels, boxes, scores = (np.asarray(x) for x in candidate)
-    worst = 0.0
-    for n, k in np.ndindex(labels.shape):
-        diffs = np.abs(ref_boxes[n] - boxes[n, k]).max(-1)  # (K, )
-        ties = (ref_labels[n] == labels[n, k]) & (
-            np.abs(ref_scores[n] - scores[n, k]) <= score_tol)
-        ties[k] = True
-        worst = max(worst, float(diffs[ties].min()))
-    return worst
+    boxes (N, K, 4), scores (N, K)), detections matched across float ties
+    of the score as :func:`rtdetr_mm.deploy.onnx_check.compare` does."""
+    per_image = zip(*(np.asarray(x) for x in reference),
+                    *(np.asarray(x) for x in candidate))
+    return max(compare(item[:3], item[3:], score_tol, math.inf).box
+               for item in per_image)
 
 
 def peak_bytes(step, device: torch.device) -> int:
