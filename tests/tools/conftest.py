@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# The toy config the README's main job uses (RT-DETR + RIFormer-S12, the
-# headline model); the tests shrink it to a few iterations.
-TOY_CONFIG = REPO / 'configs' / 'toy' / 'rtdetr_riformer_s12_toy.py'
+# The toy config the README's main job uses (RT-DETR + FasterNet-T0); the
+# tests shrink it to a few iterations.
+TOY_CONFIG = REPO / 'configs' / 'toy' / 'rtdetr_fasternet_t0_toy.py'
 
 
 def load_tool(relative_path: str):

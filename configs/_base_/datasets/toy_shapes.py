@@ -2,7 +2,11 @@
 # 400 train / 100 val images), generated under data_root on first use.
 dataset_type = 'ToyShapesDataset'
 data_root = 'data/toy_shapes/'
-image_size = (256, 256)
+# The models see the 256 px images at 192 px: from scratch on a CPU this
+# learns faster per iteration and per second (measured, toy val bbox mAP
+# after 300 iterations, seed 0: RIFormer-S12 0.171 at 192 px vs 0.155 at
+# 256 px; R18vd 0.274 at 192 px).
+image_size = (192, 192)
 backend_args = None
 
 train_pipeline = [
