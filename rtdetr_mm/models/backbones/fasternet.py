@@ -29,7 +29,7 @@ from timm.models.fasternet import PatchMerging
 from torch import nn
 
 from mmdet.registry import MODELS
-from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_conv_bn,
+from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_conv_norm_in,
                      normalize_out_indices, resolve_arch)
 
 # Keys only the official release layout has: its merging layers sit directly
@@ -56,18 +56,6 @@ def _official_key_to_timm(key: str) -> str:
     if match:
         return f'norm{int(match[1]) // 2}.{match[2]}'
     return key
-
-
-def _fuse_conv_norm(parent: nn.Module, conv_name: str,
-                    norm_name: str) -> None:
-    """Replace ``parent.<conv>`` by the conv fused with ``parent.<norm>``.
-
-    The norm becomes an ``nn.Identity`` so the sequence (and the indices of
-    ``nn.Sequential`` children, e.g. ``mlp.3``) keeps its layout.
-    """
-    conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
-    setattr(parent, conv_name, fuse_conv_bn(conv, norm))
-    setattr(parent, norm_name, nn.Identity())
 
 
 @MODELS.register_module()
@@ -230,13 +218,13 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
         """
         if self.deploy:
             return
-        _fuse_conv_norm(self.patch_embed, 'proj', 'norm')
+        fuse_conv_norm_in(self.patch_embed, 'proj', 'norm')
         for stage in self.stages:
             if isinstance(stage.downsample, PatchMerging):
-                _fuse_conv_norm(stage.downsample, 'reduction', 'norm')
+                fuse_conv_norm_in(stage.downsample, 'reduction', 'norm')
             for block in stage.blocks:
                 # mlp = (conv 1x1, BN, act, conv 1x1)
-                _fuse_conv_norm(block.mlp, '0', '1')
+                fuse_conv_norm_in(block.mlp, '0', '1')
                 pconv = block.spatial_mixing
                 pconv.forward = pconv.forward_slicing
         self.deploy = True

@@ -36,7 +36,8 @@ from timm.models._efficientnet_blocks import (ConvBnAct, EdgeResidual,
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_conv_bn,
+from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_bn_conv,
+                     fuse_conv_norm_in,
                      normalize_out_indices, resolve_arch)
 
 TIMM_HUB_SCHEME = 'timm://'
@@ -59,22 +60,6 @@ def _without_norm(norm: nn.Module) -> nn.Module:
         # BatchNormAct2d applies batch norm -> drop -> act; keep the last two.
         return nn.Sequential(norm.drop, norm.act)
     return nn.Identity()
-
-
-@torch.no_grad()
-def _fold_norm_into_next_conv(norm: _BatchNorm, conv: nn.Conv2d) -> nn.Conv2d:
-    """Return a 1x1 conv equal to ``conv(norm(x))`` with ``norm`` in eval mode.
-
-    Exact only for an unpadded 1x1 conv (no zero padding sees the shift).
-    """
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    shift = norm.bias - norm.running_mean * scale
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 1, conv.stride,
-                      bias=True).to(conv.weight.device, conv.weight.dtype)
-    fused.weight.copy_(conv.weight * scale.view(1, -1, 1, 1))
-    bias = conv.weight.flatten(1) @ shift  # (out, in) @ (in,) -> (out,)
-    fused.bias.copy_(bias if conv.bias is None else bias + conv.bias)
-    return fused
 
 
 def _prenorm_is_foldable(block: MobileAttention) -> bool:
@@ -320,8 +305,7 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
         """
         if self.deploy:
             return
-        self.conv_stem = fuse_conv_bn(self.conv_stem, self.bn1)
-        self.bn1 = _without_norm(self.bn1)
+        fuse_conv_norm_in(self, 'conv_stem', 'bn1', _without_norm(self.bn1))
         for module in list(self.blocks.modules()):
             for block_type, pairs in _CONV_NORM_PAIRS:
                 if isinstance(module, block_type):
@@ -331,7 +315,7 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
                     module):
                 for branch in (module.attn.query, module.attn.key,
                                module.attn.value):
-                    branch.proj = _fold_norm_into_next_conv(
+                    branch.proj = fuse_bn_conv(
                         module.norm, branch.proj)
                 module.norm = _without_norm(module.norm)
         self.deploy = True
@@ -341,15 +325,9 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
     def _fold_pair(module: nn.Module, conv_path: str, norm_path: str) -> None:
         """Fuse ``module.<conv_path>`` with the norm that follows it."""
         try:
-            conv = module.get_submodule(conv_path)
             norm = module.get_submodule(norm_path)
         except AttributeError:  # this instance lacks the optional pair
             return
         if not isinstance(norm, _BatchNorm):  # ConvNormAct(apply_norm=False)
             return
-        conv_parent, _, conv_name = conv_path.rpartition('.')
-        norm_parent, _, norm_name = norm_path.rpartition('.')
-        setattr(module.get_submodule(conv_parent), conv_name,
-                fuse_conv_bn(conv, norm))
-        setattr(module.get_submodule(norm_parent), norm_name,
-                _without_norm(norm))
+        fuse_conv_norm_in(module, conv_path, norm_path, _without_norm(norm))

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 from ..utils import (PyramidBackboneMixin, check_frozen_stages,
-                     normalize_out_indices, resolve_arch,
+                     normalize_out_indices, resolve_arch, scale_linear,
                      switch_submodules_to_deploy)
 from .revcol_function import NUM_LEVELS, reversible_column, run_column
 
@@ -71,8 +71,9 @@ class ConvNeXtBlock(nn.Module):
         """Fold ``gamma`` into ``pwconv2`` (one multiply less per block)."""
         if self.gamma is None:
             return
-        self.pwconv2.weight.mul_(self.gamma[:, None])
-        self.pwconv2.bias.mul_(self.gamma)
+        linear = self.pwconv2
+        linear.weight[:], linear.bias[:] = scale_linear(
+            linear.weight, linear.bias, self.gamma)
         self.gamma = None
 
 
@@ -351,10 +352,8 @@ class RevCol(PyramidBackboneMixin, BaseModule):
             return state_dict
         state_dict = dict(state_dict)
         for key in [k for k in state_dict if re.search(r'\.gamma$', k)]:
-            gamma = state_dict.pop(key)
-            block = key[:-len('gamma')]
-            state_dict[f'{block}pwconv2.weight'] = \
-                state_dict[f'{block}pwconv2.weight'] * gamma[:, None]
-            state_dict[f'{block}pwconv2.bias'] = \
-                state_dict[f'{block}pwconv2.bias'] * gamma
+            linear = key[:-len('gamma')] + 'pwconv2.'
+            state_dict[f'{linear}weight'], state_dict[f'{linear}bias'] = \
+                scale_linear(state_dict[f'{linear}weight'],
+                             state_dict[f'{linear}bias'], state_dict.pop(key))
         return state_dict

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_conv_bn,
+                     merge_sequential_convs,
                      normalize_out_indices, resolve_arch)
 
 FAMILY = 'VanillaNet'
@@ -107,26 +108,6 @@ class PyramidAdaptiveMaxPool(nn.Module):
             x, tuple(math.ceil(n / (2 * step)) * step for n in x.shape[-2:]))
 
 
-@torch.no_grad()
-def merge_1x1_into(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
-    """Return one conv equal to ``second(first(x))``; ``second`` is 1x1.
-
-    ``W = W2 @ W1`` over the middle channels and ``b = W2 @ b1 + b2``. Exact
-    because a 1x1 convolution commutes with the spatial sum of ``first``
-    (``first``'s padding applies to ``x``, not to the middle map).
-    """
-    w2 = second.weight[:, :, 0, 0]  # (C_out, C_mid)
-    weight = torch.einsum('om,mikl->oikl', w2, first.weight)
-    bias = w2 @ first.bias + second.bias
-    merged = nn.Conv2d(first.in_channels, second.out_channels,
-                       first.kernel_size, first.stride, first.padding,
-                       bias=True, device=first.weight.device,
-                       dtype=first.weight.dtype)
-    merged.weight.copy_(weight)
-    merged.bias.copy_(bias)
-    return merged
-
-
 class VanillaBlock(nn.Module):
     """One VanillaNet layer (the stem is one too).
 
@@ -201,8 +182,8 @@ class VanillaBlock(nn.Module):
                 f'VanillaBlock.switch_to_deploy: act_learn is '
                 f'{self.act_learn}; merging conv1 and conv2 is exact only '
                 'at act_learn == 1 (the end of the deep-training schedule)')
-        self.conv = merge_1x1_into(fuse_conv_bn(*self.conv1),
-                                   fuse_conv_bn(*self.conv2))
+        self.conv = merge_sequential_convs(fuse_conv_bn(*self.conv1),
+                                           fuse_conv_bn(*self.conv2))
         del self.conv1, self.conv2
         self.act.switch_to_deploy()
         self.deploy = True

@@ -1,12 +1,11 @@
 """RepVGG block used by the CSPRep layers of RT-DETR's HybridEncoder."""
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet.utils import ConfigType, OptMultiConfig
-from ..utils import fuse_conv_bn
+from ..utils import fuse_conv_bn, merge_parallel_convs
 
 
 class RepVGGBlock(BaseModule):
@@ -69,10 +68,8 @@ class RepVGGBlock(BaseModule):
         """Fuse the two conv-BN branches into ``self.conv`` (idempotent)."""
         if self.deploy:
             return
-        conv3 = fuse_conv_bn(self.conv1.conv, self.conv1.bn)
-        conv1 = fuse_conv_bn(self.conv2.conv, self.conv2.bn)
-        conv3.weight.add_(F.pad(conv1.weight, [1, 1, 1, 1]))
-        conv3.bias.add_(conv1.bias)
-        self.conv = conv3
+        self.conv = merge_parallel_convs(
+            fuse_conv_bn(self.conv1.conv, self.conv1.bn),
+            fuse_conv_bn(self.conv2.conv, self.conv2.bn))
         del self.conv1, self.conv2
         self.deploy = True
