@@ -29,8 +29,8 @@ from timm.models.fasternet import PatchMerging
 from torch import nn
 
 from mmdet.registry import MODELS
-from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_conv_norm_in,
-                     normalize_out_indices, resolve_arch)
+from ..utils import (PyramidBackboneMixin, check_frozen_stages,
+                     fuse_conv_norm_in, normalize_out_indices, resolve_arch)
 
 # Keys only the official release layout has: its merging layers sit directly
 # in ``stages`` (``stages.1.reduction``), timm's in ``stages.i.downsample``.

@@ -311,15 +311,12 @@ class RevCol(PyramidBackboneMixin, BaseModule):
     def columns(self) -> List[RevColColumn]:
         return [getattr(self, f'subnet{i}') for i in range(self.num_columns)]
 
-    def stage_modules(self) -> List[Union[nn.Module, List[nn.Module]]]:
-        return [self.stem] + [[column.levels[k] for column in self.columns]
-                              for k in range(NUM_LEVELS)]
-
-    def _freeze_stages(self) -> None:
-        super()._freeze_stages()
-        for column in self.columns:
-            for alpha in column.alphas[:max(self.frozen_stages, 0)]:
-                alpha.requires_grad = False
+    def stage_modules(self) -> List[list]:
+        """``[stem, level 0 of every column (+ its alphas), ..., level 3]``."""
+        return [self.stem] + [
+            [column.levels[k] for column in self.columns] +
+            [column.alphas[k] for column in self.columns]
+            for k in range(NUM_LEVELS)]
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W) -> the last column's levels in ``out_indices``,

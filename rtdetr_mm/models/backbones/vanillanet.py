@@ -417,6 +417,7 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
         for layer in self.layers():
             layer.switch_to_deploy()
         self.deploy = True
+        self._freeze_stages()  # the fused layers of frozen stages too
 
     # ------------------------------------------------------------------
     # official checkpoints

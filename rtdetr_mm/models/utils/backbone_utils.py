@@ -128,7 +128,8 @@ class PyramidBackboneMixin:
     Mix in before the ``nn.Module`` base class. A subclass provides:
 
     * ``stage_modules()``: ``[stem, stage1, stage2, stage3, stage4]``, each a
-      module or a list of modules, in the order ``frozen_stages`` freezes them;
+      module or a list of modules (and parameters that belong to no
+      module), in the order ``frozen_stages`` freezes them;
     * attributes ``frozen_stages`` and ``norm_eval``;
     * optionally ``convert_checkpoint(state_dict)`` mapping an official
       checkpoint's keys to this module's layout, and the class attribute
@@ -142,9 +143,12 @@ class PyramidBackboneMixin:
 
     def _freeze_stages(self) -> None:
         for stage in self.stage_modules()[:self.frozen_stages + 1]:
-            for module in (stage if isinstance(stage, (list, tuple)) else
-                           [stage]):
-                freeze(module)
+            for part in (stage if isinstance(stage, (list, tuple)) else
+                         [stage]):
+                if isinstance(part, nn.Parameter):
+                    part.requires_grad = False
+                else:
+                    freeze(part)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -77,10 +77,3 @@ def test_coco_configs_start_from_official_imagenet_weights(name, depth):
 def test_toy_config_downloads_nothing():
     cfg = Config.fromfile(REPO / 'configs' / 'toy' / 'rtdetr_r18vd_toy.py')
     assert cfg.model.backbone.init_cfg is None
-
-
-@pytest.mark.parametrize('frozen_stages', [True, 5, -2])
-def test_frozen_stages_must_be_an_int_in_range(frozen_stages):
-    with pytest.raises(ValueError, match=f'frozen_stages={frozen_stages!r}'):
-        MODELS.build(dict(type='PResNetV1d', depth=18,
-                          frozen_stages=frozen_stages))

@@ -190,15 +190,6 @@ def test_param_counts_match_published(arch):
     assert train_m > deploy_m
 
 
-def test_deploy_state_dict_matches_switched_model():
-    train = VanillaNet(arch=SMALL)
-    train.switch_to_deploy()
-    deploy = VanillaNet(arch=SMALL, deploy=True)
-    assert {k: v.shape for k, v in train.state_dict().items()} == {
-        k: v.shape for k, v in deploy.state_dict().items()}
-    assert num_params(train) == num_params(deploy)
-
-
 # ------------------------------------------------------------- deploying
 @pytest.mark.parametrize('arch', ['5', SMALL, SMALL_ADA])
 def test_deploy_equivalence(arch):
@@ -349,35 +340,6 @@ def test_wrong_arch_checkpoint_is_refused(tmp_path):
         model.init_weights()
 
 
-# ---------------------------------------------------- training behaviour
-def test_frozen_stages_and_norm_eval():
-    model = VanillaNet(arch=SMALL, frozen_stages=1, norm_eval=False)
-    model.train()
-    stem, stage0, stage1 = model.stem, model.stages[0], model.stages[1]
-    for layer in (stem, stage0):
-        assert all(not p.requires_grad for p in layer.parameters())
-        assert all(not m.training for m in layer.modules())
-    assert all(p.requires_grad for p in stage1.parameters())
-    assert stage1.conv1[1].training
-    only_stem = VanillaNet(arch=SMALL, frozen_stages=0).train()
-    assert not any(p.requires_grad for p in only_stem.stem.parameters())
-    assert all(p.requires_grad for p in only_stem.stages[0].parameters())
-    everything = VanillaNet(arch=SMALL, frozen_stages=4).train()
-    assert not any(p.requires_grad for p in everything.parameters())
-    norm_eval = VanillaNet(arch=SMALL, norm_eval=True).train()
-    assert all(not m.training for m in norm_eval.modules()
-               if isinstance(m, nn.BatchNorm2d))
-    assert norm_eval.stages[3].training
-
-
-def test_gradients_reach_every_parameter():
-    model = VanillaNet(arch=SMALL, out_indices=(0, 1, 2, 3)).train()
-    model.act_learn = 0.3
-    sum(o.mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
-    assert missing == []
-
-
 def test_registry_build_and_default_init():
     model = MODELS.build(dict(type='VanillaNet', arch=SMALL))
     assert isinstance(model, VanillaNet)
@@ -405,8 +367,6 @@ def test_norm_cfg_syncbn_keeps_official_eps():
     (dict(arch=dict(dims=[8, 16, 32], strides=[2, 2, 2])), ValueError,
      'len\\(dims\\)'),
     (dict(act_num=-1), ValueError, 'act_num'),
-    (dict(out_indices=(1, 4)), ValueError, 'out_indices'),
-    (dict(frozen_stages=5), ValueError, 'frozen_stages'),
     (dict(norm_cfg=dict(type='LN')), ValueError, 'BatchNorm'),
 ])
 def test_bad_arguments(kwargs, error, match):
