@@ -8,7 +8,6 @@ model = dict(
         arch='base',
         # stochastic depth of the official Cascade Mask R-CNN configs
         drop_path_rate=0.4,
-        init_cfg=dict(
-            checkpoint='https://github.com/megvii-research/RevCol/'
-            'releases/download/checkpoint/revcol_base_22k.pth')),
+        init_cfg=dict(checkpoint='https://github.com/megvii-research/RevCol/'
+                      'releases/download/checkpoint/revcol_base_22k.pth')),
     neck=dict(in_channels=[144, 288, 576]))

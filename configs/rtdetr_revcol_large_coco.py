@@ -8,7 +8,6 @@ model = dict(
         arch='large',
         # stochastic depth of the official Cascade Mask R-CNN configs
         drop_path_rate=0.5,
-        init_cfg=dict(
-            checkpoint='https://github.com/megvii-research/RevCol/'
-            'releases/download/checkpoint/revcol_large_22k.pth')),
+        init_cfg=dict(checkpoint='https://github.com/megvii-research/RevCol/'
+                      'releases/download/checkpoint/revcol_large_22k.pth')),
     neck=dict(in_channels=[256, 512, 1024]))

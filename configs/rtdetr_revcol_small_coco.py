@@ -8,7 +8,6 @@ model = dict(
         arch='small',
         # stochastic depth of the official Cascade Mask R-CNN configs
         drop_path_rate=0.4,
-        init_cfg=dict(
-            checkpoint='https://github.com/megvii-research/RevCol/'
-            'releases/download/checkpoint/revcol_small_1k.pth')),
+        init_cfg=dict(checkpoint='https://github.com/megvii-research/RevCol/'
+                      'releases/download/checkpoint/revcol_small_1k.pth')),
     neck=dict(in_channels=[128, 256, 512]))

@@ -15,7 +15,8 @@ _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 
 @torch.no_grad()
-def trained_like(model: nn.Module, run: Callable[[], object],
+def trained_like(model: nn.Module,
+                 run: Callable[[], object],
                  seed: int = 0) -> nn.Module:
     """Perturb ``model`` in place like training would, then calibrate it.
 
@@ -48,8 +49,10 @@ def trained_like(model: nn.Module, run: Callable[[], object],
     for branch in getattr(head, 'cls_branches', []):
         branch.weight.mul_(4.0)
 
-    norms = [m for m in model.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [
+        m for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
     momenta = [m.momentum for m in norms]
     model.eval()
     for m in norms:

@@ -14,6 +14,8 @@ class TouchFile:
 
 def write_malicious_checkpoint(path, marker):
     """A real-looking checkpoint that creates ``marker`` when unpickled."""
-    torch.save(dict(state_dict=dict(weight=torch.zeros(2)),
-                    meta=dict(payload=TouchFile(marker))), path)
+    torch.save(
+        dict(
+            state_dict=dict(weight=torch.zeros(2)),
+            meta=dict(payload=TouchFile(marker))), path)
     return path

@@ -46,8 +46,10 @@ BUILD_REQUIREMENTS = ['setuptools>=77,<81', 'wheel', 'ninja', 'packaging']
 # openmim's runtime requirements without `opendatalab` (which pins old
 # setuptools/requests through openxlab and is only needed for dataset
 # download).
-OPENMIM_DEPS = ['click', 'colorama', 'model-index', 'pandas', 'requests',
-                'rich', 'tabulate']
+OPENMIM_DEPS = [
+    'click', 'colorama', 'model-index', 'pandas', 'requests', 'rich',
+    'tabulate'
+]
 
 
 def log(msg):
@@ -60,14 +62,16 @@ def run(cmd, env=None):
     log('$ ' + ' '.join(str(c) for c in cmd))
     result = subprocess.run([str(c) for c in cmd], env=env)
     if result.returncode != 0:
-        raise SystemExit(f'setup failed (exit {result.returncode}) running: '
-                         + ' '.join(str(c) for c in cmd))
+        raise SystemExit(f'setup failed (exit {result.returncode}) running: ' +
+                         ' '.join(str(c) for c in cmd))
 
 
 def python_probe(code, cwd=None):
     """Run ``code`` in a fresh interpreter; return (ok, stdout+stderr)."""
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True, cwd=cwd)
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
+                          text=True,
+                          cwd=cwd)
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
@@ -156,16 +160,22 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
         standard = cxx_standard_for(torch_version)
         setup_py.write_text(patch_cxx_standard(setup_py.read_text(), standard))
         jobs = os.environ.get('MAX_JOBS', str(os.cpu_count() or 2))
-        env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=jobs,
-                   FORCE_CUDA='1' if with_cuda else '0')
+        env = dict(
+            os.environ,
+            MMCV_WITH_OPS='1',
+            MAX_JOBS=jobs,
+            FORCE_CUDA='1' if with_cuda else '0')
         if not with_cuda:
             # mmcv's setup.py compiles CUDA ops whenever torch sees a GPU
             env['CUDA_VISIBLE_DEVICES'] = ''
         log(f'building mmcv {MMCV_VERSION} with ops ({standard}, '
             f'{"CUDA" if with_cuda else "CPU"}, MAX_JOBS={env["MAX_JOBS"]}); '
             'this takes ~15 min on 2 cores')
-        run([sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation',
-             '--no-deps', '-c', constraints, '-w', dest_dir, src], env=env)
+        run([
+            sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation',
+            '--no-deps', '-c', constraints, '-w', dest_dir, src
+        ],
+            env=env)
 
 
 def mmcv_build_with_cuda():
@@ -183,8 +193,10 @@ def mmcv_build_with_cuda():
         '"nvcc")); print("RTDETR_MM_CUDA", int(torch.cuda.is_available()), '
         'int(bool(nvcc)))')
     # torch may print warnings around the answer
-    answer = [line.split()[1:] for line in out.splitlines()
-              if line.startswith('RTDETR_MM_CUDA ')]
+    answer = [
+        line.split()[1:] for line in out.splitlines()
+        if line.startswith('RTDETR_MM_CUDA ')
+    ]
     gpu, nvcc = answer[-1] if ok and answer else ('0', '0')
     if gpu == '1' and nvcc == '0':
         log('a GPU is visible but nvcc is not (set CUDA_HOME or put nvcc on '
@@ -216,9 +228,14 @@ def ensure_mmcv(cache_dir, torch_version, constraints):
             'numpy', 'packaging', 'Pillow', 'pyyaml', 'yapf', 'opencv-python')
         ok, out = mmcv_ops_ok()
         if ok:
-            (wheel_dir / 'build-info.json').write_text(json.dumps(
-                dict(mmcv=MMCV_VERSION, torch=torch_version, python=tag,
-                     cuda=with_cuda), indent=2))
+            (wheel_dir / 'build-info.json').write_text(
+                json.dumps(
+                    dict(
+                        mmcv=MMCV_VERSION,
+                        torch=torch_version,
+                        python=tag,
+                        cuda=with_cuda),
+                    indent=2))
             log('mmcv.ops imports')
             return
         log(f'mmcv.ops fails to import with the {attempt} wheel:\n{out}')
@@ -268,8 +285,9 @@ print('RTDETR_MM_ENV=' + json.dumps(state))
 
 def probe_environment() -> dict:
     """What is installed: build tools, torch versions, mmcv ops, mim, stack."""
-    ok, out = python_probe(f'MMCV_VERSION = {MMCV_VERSION!r}\n' +
-                           ENVIRONMENT_PROBE, cwd=tempfile.gettempdir())
+    ok, out = python_probe(
+        f'MMCV_VERSION = {MMCV_VERSION!r}\n' + ENVIRONMENT_PROBE,
+        cwd=tempfile.gettempdir())
     if not ok:
         raise SystemExit(f'cannot probe {sys.executable}:\n{out}')
     line = next(text for text in out.splitlines()
@@ -316,10 +334,13 @@ def link_for_mim():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--cache-dir', type=Path, default=default_cache_dir(),
-                        help='where built mmcv wheels are kept '
-                        '(default: $XDG_CACHE_HOME/rtdetr_mm or '
-                        '~/.cache/rtdetr_mm)')
+    parser.add_argument(
+        '--cache-dir',
+        type=Path,
+        default=default_cache_dir(),
+        help='where built mmcv wheels are kept '
+        '(default: $XDG_CACHE_HOME/rtdetr_mm or '
+        '~/.cache/rtdetr_mm)')
     args = parser.parse_args(argv)
     start = time.time()
     log(f'python {sys.executable} ({platform.python_version()})')
@@ -332,8 +353,8 @@ def main(argv=None):
     # one file per environment (several venvs may share the cache)
     env_id = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
     constraints = args.cache_dir / f'constraints-{env_id}.txt'
-    constraints.write_text(constraints_text(torch_v, tv_v) +
-                           'setuptools>=77,<81\n')
+    constraints.write_text(
+        constraints_text(torch_v, tv_v) + 'setuptools>=77,<81\n')
     log(f'pinned torch=={torch_v} torchvision=={tv_v} in {constraints}')
 
     if state['mmcv_ops']:

@@ -21,7 +21,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--out', type=str,
+        '--out',
+        type=str,
         help='dump predictions to a pickle file (.pkl) for offline eval')
     parser.add_argument(
         '--show', action='store_true', help='show prediction results')
@@ -31,7 +32,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--score-thr', type=float, default=0.3,
+        '--score-thr',
+        type=float,
+        default=0.3,
         help='score threshold of the drawn predictions')
     add_common_args(parser)
     return parser.parse_args(argv)

@@ -43,8 +43,8 @@ MIN_SIZE, MAX_SIZE = 16, 110  # shape extent in pixels at 256 px images
 MAX_OVERLAP_IOU = 0.3
 
 
-def _background(rng: np.random.Generator, height: int, width: int
-                ) -> np.ndarray:
+def _background(rng: np.random.Generator, height: int,
+                width: int) -> np.ndarray:
     """A textured background: a colour gradient, stripes and noise."""
     c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     angle = rng.uniform(0, math.pi)
@@ -53,8 +53,8 @@ def _background(rng: np.random.Generator, height: int, width: int
     t = (t - t.min()) / max(float(np.ptp(t)), 1.0)
     img = c0 * (1 - t[..., None]) + c1 * t[..., None]
     period = rng.uniform(6, 40)
-    stripes = np.sin((xx * math.sin(angle) - yy * math.cos(angle)) /
-                     period * 2 * math.pi)
+    stripes = np.sin(
+        (xx * math.sin(angle) - yy * math.cos(angle)) / period * 2 * math.pi)
     img += rng.uniform(0, 30) * stripes[..., None]
     img += rng.normal(0, rng.uniform(2, 12), img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -72,8 +72,8 @@ def _star(cx, cy, r):
 def _cross(cx, cy, w, h):
     a, b = w / 2, h / 2
     ta, tb = a / 3, b / 3
-    return np.array([(-ta, -b), (ta, -b), (ta, -tb), (a, -tb), (a, tb),
-                     (ta, tb), (ta, b), (-ta, b), (-ta, tb), (-a, tb),
+    return np.array([(-ta, -b), (ta, -b), (ta, -tb), (a, -tb),
+                     (a, tb), (ta, tb), (ta, b), (-ta, b), (-ta, tb), (-a, tb),
                      (-a, -tb), (-ta, -tb)]) + (cx, cy)
 
 
@@ -97,8 +97,8 @@ def _draw_shape(img: np.ndarray, rng: np.random.Generator, label: int,
                    -1, cv2.LINE_AA)
     else:
         if name == 'rectangle':
-            pts = np.array([(-w / 2, -h / 2), (w / 2, -h / 2),
-                            (w / 2, h / 2), (-w / 2, h / 2)]) + (cx, cy)
+            pts = np.array([(-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2),
+                            (-w / 2, h / 2)]) + (cx, cy)
         elif name == 'triangle':
             pts = np.array([(0, -h / 2), (w / 2, h / 2),
                             (-w / 2, h / 2)]) + (cx, cy)
@@ -107,8 +107,7 @@ def _draw_shape(img: np.ndarray, rng: np.random.Generator, label: int,
         else:
             pts = _cross(cx, cy, w, h)
         pts = _rotate(pts, cx, cy, angle)
-        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255,
-                     cv2.LINE_AA)
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255, cv2.LINE_AA)
     colour = rng.uniform(0, 255, 3)
     shade = rng.uniform(0.7, 1.0)
     alpha = (mask.astype(np.float32) / 255)[..., None]
@@ -125,8 +124,10 @@ def _iou(a, b):
     return inter / union if union > 0 else 0.
 
 
-def make_image(rng: np.random.Generator, height: int = 256, width: int = 256
-               ) -> Tuple[np.ndarray, List[Tuple[int, List[float]]]]:
+def make_image(
+        rng: np.random.Generator,
+        height: int = 256,
+        width: int = 256) -> Tuple[np.ndarray, List[Tuple[int, List[float]]]]:
     """One image and its objects as ``(label, [x1, y1, x2, y2])``."""
     img = _background(rng, height, width)
     objects, boxes = [], []
@@ -145,14 +146,21 @@ def make_image(rng: np.random.Generator, height: int = 256, width: int = 256
         ys, xs = np.nonzero(covered)
         if len(xs) < 20:
             continue
-        box = [float(xs.min()), float(ys.min()), float(xs.max() + 1),
-               float(ys.max() + 1)]
+        box = [
+            float(xs.min()),
+            float(ys.min()),
+            float(xs.max() + 1),
+            float(ys.max() + 1)
+        ]
         boxes.append(rough)
         objects.append((label, box))
     return img, objects
 
 
-def generate_split(out_dir: Path, split: str, num_images: int, seed: int,
+def generate_split(out_dir: Path,
+                   split: str,
+                   num_images: int,
+                   seed: int,
                    size: int = 256) -> dict:
     """Write ``num_images`` PNGs under ``out_dir/split``; return COCO dict."""
     rng = np.random.default_rng(seed)
@@ -162,22 +170,27 @@ def generate_split(out_dir: Path, split: str, num_images: int, seed: int,
         img, objects = make_image(rng, size, size)
         file_name = f'{image_id:06d}.png'
         cv2.imwrite(str(out_dir / split / file_name), img)
-        images.append(dict(id=image_id, file_name=file_name, height=size,
-                           width=size))
+        images.append(
+            dict(id=image_id, file_name=file_name, height=size, width=size))
         for label, (x1, y1, x2, y2) in objects:
             annotations.append(
-                dict(id=len(annotations) + 1, image_id=image_id,
-                     category_id=label + 1, bbox=[x1, y1, x2 - x1, y2 - y1],
-                     area=(x2 - x1) * (y2 - y1), iscrowd=0))
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=image_id,
+                    category_id=label + 1,
+                    bbox=[x1, y1, x2 - x1, y2 - y1],
+                    area=(x2 - x1) * (y2 - y1),
+                    iscrowd=0))
     return dict(
-        info=dict(description='rtdetr_mm ToyShapes',
-                  version=GENERATOR_VERSION),
+        info=dict(
+            description='rtdetr_mm ToyShapes', version=GENERATOR_VERSION),
         images=images,
         annotations=annotations,
         categories=[dict(id=i + 1, name=n) for i, n in enumerate(CLASSES)])
 
 
-def generate_toy_shapes(root, splits: Dict[str, Tuple[int, int]] = None,
+def generate_toy_shapes(root,
+                        splits: Dict[str, Tuple[int, int]] = None,
                         size: int = 256) -> Path:
     """Create the dataset at ``root`` unless a complete copy is there.
 

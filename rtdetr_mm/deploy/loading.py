@@ -10,11 +10,11 @@ import inspect
 import os.path as osp
 from typing import List, Tuple
 
+from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from mmdet.registry import MODELS
 from ..models.utils.checkpoint import (compare_keys, describe_key_problems,
                                        find_state_dict)
 from ..utils.serialization import read_checkpoint
@@ -55,13 +55,6 @@ def load_config(config_file: str) -> Config:
     return cfg
 
 
-def _problems(model: nn.Module, state_dict: dict) -> Tuple[list, list, list]:
-    missing, unexpected, mismatched = compare_keys(model.state_dict(),
-                                                   state_dict)
-    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
-    return missing, unexpected, mismatched
-
-
 def load_detector(cfg: Config, checkpoint: str) -> Tuple[nn.Module, bool]:
     """The eval-mode detector of ``cfg`` holding ``checkpoint``'s weights.
 
@@ -77,18 +70,17 @@ def load_detector(cfg: Config, checkpoint: str) -> Tuple[nn.Module, bool]:
     model_cfg.backbone.pop('init_cfg', None)  # the checkpoint has it all
     state_dict = find_state_dict(read_checkpoint(checkpoint))[0]
     model = MODELS.build(copy.deepcopy(model_cfg))
-    problems = _problems(model, state_dict)
+    problems = compare_keys(model.state_dict(), state_dict)
     deploy_form = False
     if any(problems) and set_deploy(model_cfg):
         deploy_model = MODELS.build(model_cfg)
-        if not any(_problems(deploy_model, state_dict)):
+        if not any(compare_keys(deploy_model.state_dict(), state_dict)):
             model, deploy_form = deploy_model, True
     if not deploy_form and any(problems):
         raise ValueError(
             f'{checkpoint} does not fit the model of the config '
             f'({model_cfg.type} with a {model_cfg.backbone.type} backbone), '
             'neither in train form nor in deploy form: ' +
-            describe_key_problems(*problems) +
-            ' (the train form listed)')
+            describe_key_problems(*problems) + ' (the train form listed)')
     model.load_state_dict(state_dict, strict=False)
     return model.eval(), deploy_form

@@ -30,16 +30,18 @@ def check_images(seed: int = 0) -> List[np.ndarray]:
     one photograph (matplotlib's sample portrait, a real camera image)."""
     from matplotlib import cbook
     rng = np.random.default_rng(seed)
-    scenes = [make_image(rng, h, w)[0][..., ::-1]  # make_image gives BGR
-              for h, w in ((256, 256), (300, 420), (480, 360))]
+    scenes = [
+        make_image(rng, h, w)[0][..., ::-1]  # make_image gives BGR
+        for h, w in ((256, 256), (300, 420), (480, 360))
+    ]
     with cbook.get_sample_data('grace_hopper.jpg') as f:
-        photo = cv2.imdecode(np.frombuffer(f.read(), np.uint8),
-                             cv2.IMREAD_COLOR)[..., ::-1]
+        photo = cv2.imdecode(
+            np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
     return [np.ascontiguousarray(img) for img in scenes + [photo]]
 
 
-def resize_batch(images: Sequence[np.ndarray], shape: Sequence[int]
-                 ) -> Tuple[np.ndarray, np.ndarray]:
+def resize_batch(images: Sequence[np.ndarray],
+                 shape: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
     """(N, 3, H, W) uint8 resized like mmcv's ``Resize`` (bilinear, no
     aspect ratio kept) and the (N, 2) int64 original (height, width)."""
     height, width = shape
@@ -58,16 +60,18 @@ def torch_predict(detector, batch: np.ndarray,
     ``tools/test.py`` runs it: BGR into the data preprocessor, rescale."""
     height, width = batch.shape[2:]
     samples = [
-        DetDataSample(metainfo=dict(
-            img_shape=(height, width), ori_shape=tuple(map(int, size)),
-            scale_factor=(width / size[1], height / size[0])))
+        DetDataSample(
+            metainfo=dict(
+                img_shape=(height, width),
+                ori_shape=tuple(map(int, size)),
+                scale_factor=(width / size[1], height / size[0])))
         for size in orig_sizes
     ]
     inputs = [torch.from_numpy(img[::-1].copy()) for img in batch]  # BGR
     data = detector.data_preprocessor(
         dict(inputs=inputs, data_samples=samples), False)
-    results = detector.predict(data['inputs'], data['data_samples'],
-                               rescale=True)
+    results = detector.predict(
+        data['inputs'], data['data_samples'], rescale=True)
     return [(r.pred_instances.labels.numpy(), r.pred_instances.bboxes.numpy(),
              r.pred_instances.scores.numpy()) for r in results]
 
@@ -80,13 +84,13 @@ class Comparison:
     mismatches: List[str] = field(default_factory=list)
 
 
-def compare(reference: Detections, candidate: Detections,
-            score_tol: float, box_tol: float) -> Comparison:
+def compare(reference: Detections, candidate: Detections, score_tol: float,
+            box_tol: float) -> Comparison:
     """Compare one image's sorted detections (see the module docstring).
 
-    A candidate detection matches a reference one of the same label, a box
-    within ``box_tol`` px and a score within ``score_tol``: at its own rank,
-    or at another rank of equal-within-tolerance score (float ties).
+    A candidate detection matches the reference one of the same label, a
+    score within ``score_tol`` (its own rank or a float tie) and the
+    closest box, if within ``box_tol`` px.
     Detections at the K-th score (within the tolerance) may be cut off on
     one side only.
     """
@@ -101,10 +105,9 @@ def compare(reference: Detections, candidate: Detections,
         box_diff = np.abs(ref_boxes - boxes[rank]).max(1)
         fits = near & ~used & (ref_labels == labels[rank]) & (
             box_diff <= box_tol)
-        if fits[rank]:
-            match = rank
-        elif fits.any():
-            match = int(np.flatnonzero(fits)[0])
+        if fits.any():  # the closest box (a tie may swap same-label boxes)
+            candidates = np.flatnonzero(fits)
+            match = int(candidates[np.argmin(box_diff[candidates])])
         else:
             if scores[rank] > cutoff:
                 result.mismatches.append(
@@ -119,9 +122,12 @@ def compare(reference: Detections, candidate: Detections,
     return result
 
 
-def check_onnx(onnx_file, detector, shape: Sequence[int],
+def check_onnx(onnx_file,
+               detector,
+               shape: Sequence[int],
                batch_sizes: Sequence[int] = (1, ),
-               input_dtype: str = 'uint8', score_tol: float = 1e-4,
+               input_dtype: str = 'uint8',
+               score_tol: float = 1e-4,
                box_tol: float = 0.5) -> List[dict]:
     """Run ``onnx_file`` in ONNX Runtime and ``detector`` in PyTorch on
     :func:`check_images`, per batch size, and compare.
@@ -140,21 +146,26 @@ def check_onnx(onnx_file, detector, shape: Sequence[int],
     session = onnxruntime.InferenceSession(
         str(onnx_file), providers=['CPUExecutionProvider'])
     images = check_images()
-    names = ['scene 256x256', 'scene 300x420', 'scene 480x360',
-             'photo grace_hopper.jpg']
+    names = [
+        'scene 256x256', 'scene 300x420', 'scene 480x360',
+        'photo grace_hopper.jpg'
+    ]
     runs, problems = [], []
     for batch in batch_sizes:
-        groups = ([[i] for i in range(len(images))] if batch == 1 else
-                  [[i % len(images) for i in range(batch)]])
+        groups = ([[i] for i in range(len(images))]
+                  if batch == 1 else [[i % len(images) for i in range(batch)]])
         for group in groups:
             pixels, orig_sizes = resize_batch([images[i] for i in group],
                                               shape)
             onnx_out = session.run(
-                None, dict(images=pixels.astype(input_dtype),
-                           orig_sizes=orig_sizes))
+                None,
+                dict(images=pixels.astype(input_dtype), orig_sizes=orig_sizes))
             reference = torch_predict(detector, pixels, orig_sizes)
-            run = dict(batch=batch, images=[names[i] for i in group],
-                       score=0.0, box=0.0)
+            run = dict(
+                batch=batch,
+                images=[names[i] for i in group],
+                score=0.0,
+                box=0.0)
             for j, index in enumerate(group):
                 got = tuple(out[j] for out in onnx_out)
                 result = compare(reference[j], got, score_tol, box_tol)

@@ -31,8 +31,8 @@ class OnnxExportError(RuntimeError):
 
 def check_input_shape(shape: Sequence[int], size_divisor: int = 32) -> None:
     """Refuse input sizes the detector would pad (its boxes assume none)."""
-    if len(shape) != 2 or any(int(s) <= 0 or int(s) % size_divisor
-                              for s in shape):
+    if len(shape) != 2 or any(
+            int(s) <= 0 or int(s) % size_divisor for s in shape):
         raise ValueError(f'--shape must be two positive multiples of '
                          f'{size_divisor} (height width), got {list(shape)}')
 
@@ -46,8 +46,9 @@ class _OpLocator(TorchDispatchMode):
         self.first_caller = {}
         self.handles = []
         for name, module in model.named_modules():
-            self.handles.append(module.register_forward_pre_hook(
-                lambda *_, name=name: self.stack.append(name)))
+            self.handles.append(
+                module.register_forward_pre_hook(
+                    lambda *_, name=name: self.stack.append(name)))
             self.handles.append(
                 module.register_forward_hook(lambda *_: self._leave()))
 
@@ -138,23 +139,32 @@ def export_onnx(detector: nn.Module,
     wrapper = End2EndDetector(detector).eval()
     n = 2 if dynamic_batch else batch
     height, width = (int(s) for s in shape)
-    images = torch.randint(0, 256, (n, 3, height, width),
-                           dtype=torch.uint8).to(INPUT_DTYPES[input_dtype])
+    images = torch.randint(
+        0, 256, (n, 3, height, width),
+        dtype=torch.uint8).to(INPUT_DTYPES[input_dtype])
     orig_sizes = torch.tensor([[height, width]] * n, dtype=torch.int64)
     inputs = (images, orig_sizes)
     dynamic_axes = None
     if dynamic_batch:
-        dynamic_axes = {name: {0: 'batch'}
-                        for name in INPUT_NAMES + OUTPUT_NAMES}
+        dynamic_axes = {
+            name: {
+                0: 'batch'
+            }
+            for name in INPUT_NAMES + OUTPUT_NAMES
+        }
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     try:
         with torch.no_grad(), _quiet_tracing():
             torch.onnx.export(
-                wrapper, inputs, str(out_file), dynamo=False,
+                wrapper,
+                inputs,
+                str(out_file),
+                dynamo=False,
                 input_names=list(INPUT_NAMES),
                 output_names=list(OUTPUT_NAMES),
-                dynamic_axes=dynamic_axes, opset_version=opset,
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
                 do_constant_folding=True)
     except Exception as error:  # the exporter raises many types
         raise OnnxExportError(_explain(error, wrapper, inputs,

@@ -1,2 +1,2 @@
 from . import backbones  # noqa: F401  (registers the modules)
-from . import necks, layers, dense_heads, detectors  # noqa: F401,E402
+from . import dense_heads, detectors, layers, necks  # noqa: F401,E402

@@ -12,18 +12,24 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Flags both tools take (mmdet's names)."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, e.g. train_cfg.max_epochs=12 '
         'train_dataloader.batch_size=4')
     parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     # torchrun passes --local-rank (torch >= 2.0), older launchers --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     # openmim passes `--device cpu` (`--gpus 0`) or `--gpus N` with
     # `--launcher none`; N > 1 needs a distributed launcher.
-    parser.add_argument('--device', choices=['cpu', 'cuda'],
-                        help='run on this device (cpu hides every GPU)')
+    parser.add_argument(
+        '--device',
+        choices=['cpu', 'cuda'],
+        help='run on this device (cpu hides every GPU)')
     parser.add_argument('--gpus', type=int, help=argparse.SUPPRESS)
     add_unsafe_load_arg(parser)
 
@@ -31,7 +37,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
     """``--unsafe-load``: read checkpoints with ``weights_only=False``."""
     parser.add_argument(
-        '--unsafe-load', action='store_true',
+        '--unsafe-load',
+        action='store_true',
         help='read checkpoints with weights_only=False, for trusted legacy '
         'files only: a malicious file can run code. Default: refused with '
         'the name of what the file wanted to load')
@@ -81,8 +88,11 @@ def setup_cpu_distributed(cfg: Config) -> None:
         return
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
     if backend not in (None, 'gloo'):
-        print_log(f'no CUDA device: using the gloo backend instead of '
-                  f'{backend!r}', 'current', level=logging.WARNING)
+        print_log(
+            f'no CUDA device: using the gloo backend instead of '
+            f'{backend!r}',
+            'current',
+            level=logging.WARNING)
     dist.init_process_group(backend='gloo')
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(

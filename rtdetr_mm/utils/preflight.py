@@ -71,8 +71,10 @@ def check_no_empty_images(folder: str, split: str) -> None:
     118k images) names them all before anything starts. Other unreadable
     images already fail with mmcv's "failed to load image: FILE".
     """
-    empty = [osp.join(path, name) for path, _, names in os.walk(folder)
-             for name in names if osp.getsize(osp.join(path, name)) == 0]
+    empty = [
+        osp.join(path, name) for path, _, names in os.walk(folder)
+        for name in names if osp.getsize(osp.join(path, name)) == 0
+    ]
     if empty:
         listed = ', '.join(sorted(empty)[:10])
         more = f' and {len(empty) - 10} more' if len(empty) > 10 else ''

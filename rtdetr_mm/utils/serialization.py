@@ -158,13 +158,11 @@ def read_checkpoint(filename: str,
             'requested): it may run code it carries',
             logger='current',
             level=logging.WARNING)
-        return torch.load(filename,
-                          map_location=map_location,
-                          weights_only=False)
+        return torch.load(
+            filename, map_location=map_location, weights_only=False)
     try:
-        return torch.load(filename,
-                          map_location=map_location,
-                          weights_only=True)
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise _refusal(filename, error) from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:

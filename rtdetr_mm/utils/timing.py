@@ -26,7 +26,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_round_robin(runs: Dict[str, Callable[[], object]], repeat: int,
+def time_round_robin(runs: Dict[str, Callable[[], object]],
+                     repeat: int,
                      warmup: int = 1,
                      device: torch.device = torch.device('cpu'),
                      reference: Optional[str] = None) -> Timings:
@@ -60,9 +61,12 @@ def time_round_robin(runs: Dict[str, Callable[[], object]], repeat: int,
     speedups = {}
     if reference is not None:
         speedups = {
-            name: statistics.median(
-                ref / t for ref, t in zip(times[reference], times[name]))
+            name:
+            statistics.median(ref / t
+                              for ref, t in zip(times[reference], times[name]))
             for name in names if name != reference
         }
-    return Timings({name: statistics.median(t)
-                    for name, t in times.items()}, speedups)
+    return Timings({
+        name: statistics.median(t)
+        for name, t in times.items()
+    }, speedups)

@@ -13,10 +13,14 @@ TOY_CONFIGS = sorted(
 
 
 def test_every_backbone_has_a_toy_config():
-    backbones = {Config.fromfile(path).model.backbone.type
-                 for path in TOY_CONFIGS}
-    assert backbones == {'PResNetV1d', 'RIFormer', 'MobileNetV4', 'RevCol',
-                         'VanillaNet', 'FasterNet'}
+    backbones = {
+        Config.fromfile(path).model.backbone.type
+        for path in TOY_CONFIGS
+    }
+    assert backbones == {
+        'PResNetV1d', 'RIFormer', 'MobileNetV4', 'RevCol', 'VanillaNet',
+        'FasterNet'
+    }
 
 
 @pytest.mark.parametrize('path', TOY_CONFIGS, ids=lambda path: path.stem)

@@ -54,11 +54,11 @@ def test_boxes_are_tight_around_drawn_shapes(tmp_path):
     """A box encloses changed pixels: the shape differs from the background."""
     import cv2
     root = generate_toy_shapes(tmp_path / 'toy', SMALL)
-    data = json.loads((root / 'annotations' /
-                       'instances_val.json').read_text())
+    data = json.loads(
+        (root / 'annotations' / 'instances_val.json').read_text())
     ann = data['annotations'][0]
-    img = cv2.imread(str(root / 'val' / data['images'][ann['image_id']]
-                         ['file_name']))
+    img = cv2.imread(
+        str(root / 'val' / data['images'][ann['image_id']]['file_name']))
     x, y, w, h = (round(v) for v in ann['bbox'])
     inside = img[y:y + h, x:x + w].reshape(-1, 3).astype(np.float32)
     # a solid shape makes a large share of identical-colour pixels
@@ -79,8 +79,8 @@ def test_concurrent_generation_yields_one_complete_copy(tmp_path):
     for p in procs:
         p.join(60)
     assert all(p.exitcode == 0 for p in procs)
-    assert _digest(root) == _digest(generate_toy_shapes(tmp_path / 'ref',
-                                                        SMALL))
+    assert _digest(root) == _digest(
+        generate_toy_shapes(tmp_path / 'ref', SMALL))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
 
 
@@ -98,12 +98,17 @@ def test_registered_dataset_loads(toy_data):
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
     ds = DATASETS.build(
-        dict(type='ToyShapesDataset', data_root=str(toy_data) + '/',
-             ann_file='annotations/instances_val.json',
-             data_prefix=dict(img='val/'), test_mode=True,
-             pipeline=[dict(type='LoadImageFromFile'),
-                       dict(type='LoadAnnotations', with_bbox=True),
-                       dict(type='PackDetInputs')]))
+        dict(
+            type='ToyShapesDataset',
+            data_root=str(toy_data) + '/',
+            ann_file='annotations/instances_val.json',
+            data_prefix=dict(img='val/'),
+            test_mode=True,
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations', with_bbox=True),
+                dict(type='PackDetInputs')
+            ]))
     assert isinstance(ds, ToyShapesDataset)
     assert len(ds) == 100  # default split sizes
     sample = ds[0]

@@ -16,10 +16,11 @@ def _runner(iteration=41, epoch=3):
 
 
 def test_names_every_non_finite_term():
-    outputs = dict(loss=torch.tensor(float('nan')),
-                   loss_cls=torch.tensor(0.7),
-                   loss_bbox=torch.tensor(float('inf')),
-                   d1_loss_iou=torch.tensor(float('nan')))
+    outputs = dict(
+        loss=torch.tensor(float('nan')),
+        loss_cls=torch.tensor(0.7),
+        loss_bbox=torch.tensor(float('inf')),
+        d1_loss_iou=torch.tensor(float('nan')))
     with pytest.raises(FloatingPointError) as info:
         FiniteLossHook().after_train_iter(_runner(), 0, outputs=outputs)
     message = str(info.value)
@@ -30,8 +31,10 @@ def test_names_every_non_finite_term():
 
 def test_finite_losses_pass_and_interval_is_respected():
     hook = FiniteLossHook()
-    hook.after_train_iter(_runner(), 0, outputs=dict(
-        loss=torch.tensor(1.5), loss_cls=torch.tensor(0.5)))
+    hook.after_train_iter(
+        _runner(),
+        0,
+        outputs=dict(loss=torch.tensor(1.5), loss_cls=torch.tensor(0.5)))
     every_ten = FiniteLossHook(interval=10)
     bad = dict(loss=torch.tensor(float('nan')))
     every_ten.after_train_iter(_runner(iteration=3), 0, outputs=bad)

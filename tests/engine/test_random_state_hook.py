@@ -56,8 +56,8 @@ def test_load_from_and_foreign_world_size_keep_fresh_seeds():
     hook.before_save_checkpoint(_runner(4), checkpoint)
     for runner, ckpt in [
         (_runner(4, resume=False), checkpoint),  # fine-tuning with load_from
-        (_runner(4), dict(checkpoint,
-                          random_state=checkpoint['random_state'] * 2)),
+        (_runner(4),
+         dict(checkpoint, random_state=checkpoint['random_state'] * 2)),
     ]:
         fresh = RandomStateHook()
         fresh.after_load_checkpoint(runner, ckpt)

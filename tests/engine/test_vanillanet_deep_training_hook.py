@@ -29,8 +29,8 @@ class TinyModel(BaseModel):
 
     def __init__(self, backbone_init_cfg=None):
         super().__init__()
-        self.backbone = VanillaNet(arch=TINY, out_indices=(3, ),
-                                   init_cfg=backbone_init_cfg)
+        self.backbone = VanillaNet(
+            arch=TINY, out_indices=(3, ), init_cfg=backbone_init_cfg)
         self.head = nn.Linear(8, 1)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -41,11 +41,20 @@ class TinyModel(BaseModel):
         return out
 
 
-def fake_runner(model, epoch=0, iteration=0, iters_per_epoch=5, hooks=(),
-                load_from=None, resume=False):
+def fake_runner(model,
+                epoch=0,
+                iteration=0,
+                iters_per_epoch=5,
+                hooks=(),
+                load_from=None,
+                resume=False):
     return SimpleNamespace(
-        model=model, hooks=list(hooks), epoch=epoch, iter=iteration,
-        train_dataloader=[None] * iters_per_epoch, _load_from=load_from,
+        model=model,
+        hooks=list(hooks),
+        epoch=epoch,
+        iter=iteration,
+        train_dataloader=[None] * iters_per_epoch,
+        _load_from=load_from,
         _resume=resume,
         message_hub=MessageHub.get_instance('test_vanillanet_hook'))
 
@@ -77,7 +86,8 @@ def test_per_epoch_schedule_on_model_and_ema(schedule):
         seen.append(values[0])
     progress = [min(e / 4, 1) for e in range(7)]
     expected = progress if schedule == 'linear' else [
-        0.5 * (1 - math.cos(math.pi * p)) for p in progress]
+        0.5 * (1 - math.cos(math.pi * p)) for p in progress
+    ]
     assert seen == pytest.approx(expected, abs=1e-12)
     assert seen[4:] == [1.0, 1.0, 1.0]  # exactly 1: deployable
     assert runner.message_hub.get_scalar('train/act_learn').current() == 1.0
@@ -93,10 +103,10 @@ def test_per_iteration_schedule():
         runner.epoch = iteration // 5
         hook.before_train_epoch(runner)  # per-iteration: epochs change nothing
         hook.before_train_iter(runner, iteration % 5)
-        assert act_learns(runner) == pytest.approx(
-            [min(iteration / 10, 1)] * 2)
-    by_iters = VanillaNetDeepTrainingHook(decay_iters=8, by_epoch=False,
-                                          schedule='cosine')
+        assert act_learns(runner) == pytest.approx([min(iteration / 10, 1)] *
+                                                   2)
+    by_iters = VanillaNetDeepTrainingHook(
+        decay_iters=8, by_epoch=False, schedule='cosine')
     runner.iter = 2
     by_iters.before_train(runner)
     assert act_learns(runner) == pytest.approx(
@@ -111,8 +121,8 @@ def test_resume_is_derived_from_the_counter():
     for epoch in range(7):
         continuous.epoch = epoch
         hook.before_train_epoch(continuous)
-    resumed = fake_runner(TinyModel(), epoch=6, load_from='ckpt.pth',
-                          resume=True)
+    resumed = fake_runner(
+        TinyModel(), epoch=6, load_from='ckpt.pth', resume=True)
     fresh = VanillaNetDeepTrainingHook(decay_epochs=10, schedule='cosine')
     fresh.before_train(resumed)
     assert fresh.active
@@ -122,13 +132,13 @@ def test_resume_is_derived_from_the_counter():
 @pytest.mark.parametrize('how', ['init_cfg', 'load_from'])
 def test_no_op_when_starting_from_pretrained_weights(how):
     if how == 'init_cfg':
-        model = TinyModel(backbone_init_cfg=dict(type='Pretrained',
-                                                 checkpoint='any.pth'))
+        model = TinyModel(
+            backbone_init_cfg=dict(type='Pretrained', checkpoint='any.pth'))
         runner = fake_runner(model, hooks=[ema_holder(model)])
     else:
         model = TinyModel()
-        runner = fake_runner(model, hooks=[ema_holder(model)],
-                             load_from='coco_model.pth')
+        runner = fake_runner(
+            model, hooks=[ema_holder(model)], load_from='coco_model.pth')
     hook = VanillaNetDeepTrainingHook(decay_epochs=4)
     hook.before_train(runner)
     hook.before_train_epoch(runner)
@@ -159,8 +169,8 @@ def test_per_epoch_schedule_refuses_an_iteration_based_loop():
     runner.train_loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
     with pytest.raises(ValueError, match='decay_iters'):
         VanillaNetDeepTrainingHook(decay_epochs=1).before_train(runner)
-    VanillaNetDeepTrainingHook(decay_iters=10,
-                               by_epoch=False).before_train(runner)
+    VanillaNetDeepTrainingHook(
+        decay_iters=10, by_epoch=False).before_train(runner)
 
 
 def test_model_without_vanillanet_is_an_error():
@@ -183,8 +193,11 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_registered_in_mmdet_hooks():
-    hook = HOOKS.build(dict(type='VanillaNetDeepTrainingHook',
-                            decay_epochs=3, schedule='cosine'))
+    hook = HOOKS.build(
+        dict(
+            type='VanillaNetDeepTrainingHook',
+            decay_epochs=3,
+            schedule='cosine'))
     assert isinstance(hook, VanillaNetDeepTrainingHook)
 
 

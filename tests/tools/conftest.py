@@ -24,15 +24,23 @@ def load_tool(relative_path: str):
 def tool_env():
     """Environment of a user with the venv active and CPU-only devices."""
     bindir = str(Path(sys.executable).parent)
-    return dict(os.environ, PATH=bindir + os.pathsep + os.environ['PATH'],
-                PYTHON=sys.executable, PYTHONUNBUFFERED='1',
-                CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    return dict(
+        os.environ,
+        PATH=bindir + os.pathsep + os.environ['PATH'],
+        PYTHON=sys.executable,
+        PYTHONUNBUFFERED='1',
+        CUDA_VISIBLE_DEVICES='',
+        OMP_NUM_THREADS='1')
 
 
 def run(cmd, timeout=900, check=True):
     """Run ``cmd`` from the repository root; return the CompletedProcess."""
-    result = subprocess.run([str(c) for c in cmd], cwd=REPO, env=tool_env(),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([str(c) for c in cmd],
+                            cwd=REPO,
+                            env=tool_env(),
+                            capture_output=True,
+                            text=True,
+                            timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(
             f'{" ".join(map(str, cmd))} exited {result.returncode}\n'
@@ -49,7 +57,9 @@ def write_config(path: Path, base: Path = TOY_CONFIG, body: str = '') -> Path:
 
 def small_run_config(path: Path, images=8, batch=2, epochs=2, extra=''):
     """``images`` training images, ``epochs`` epochs, val on 4 images."""
-    return write_config(path, body=f'''
+    return write_config(
+        path,
+        body=f'''
 train_dataloader = dict(batch_size={batch}, dataset=dict(indices={images}))
 val_dataloader = dict(batch_size=2, dataset=dict(indices=4))
 test_dataloader = val_dataloader

@@ -44,18 +44,17 @@ def test_detector_table_parity_and_json(bench, tmp_path, capsys):
     fasternet = str(TOY / 'rtdetr_fasternet_t0_toy.py')
     rows = bench.main([
         R18, fasternet, '--shape', '96', '128', '--modes', 'train-form',
-        'deploy', 'onnxruntime', 'train-step', '--relative-to', R18,
-        '--json', str(tmp_path / 'out.json'), *FAST
+        'deploy', 'onnxruntime', 'train-step', '--relative-to', R18, '--json',
+        str(tmp_path / 'out.json'), *FAST
     ])
     table = capsys.readouterr().out.strip().splitlines()
     assert table[-2].startswith('| rtdetr_r18vd_toy |')
     assert table[-1].startswith('| rtdetr_fasternet_t0_toy |')
     header = table[-4]
-    for column in ('params train (M)', 'params deploy (M)',
-                   'GFLOPs@96x128', 'train-form (ms)', 'deploy (ms)',
-                   'onnxruntime (ms)', 'deploy speed-up',
-                   'onnxruntime speed-up', 'train-step (ms)',
-                   'deploy / rtdetr_r18vd_toy'):
+    for column in ('params train (M)', 'params deploy (M)', 'GFLOPs@96x128',
+                   'train-form (ms)', 'deploy (ms)', 'onnxruntime (ms)',
+                   'deploy speed-up', 'onnxruntime speed-up',
+                   'train-step (ms)', 'deploy / rtdetr_r18vd_toy'):
         assert f'| {column} |' in header
     for row in rows:
         assert row['deploy score diff'] < 1e-3
@@ -73,35 +72,41 @@ def test_gflops_count_deformable_attention_by_hand(bench):
     shapes = torch.tensor([[8, 8], [4, 4]])
     num_value = int(shapes.prod(1).sum())
     attention = BoxDeformableAttention(
-        embed_dims=dims, num_heads=heads, num_levels=levels,
-        num_points=points, batch_first=True).eval()
-    inputs = (torch.rand(batch, queries, dims),
-              torch.rand(batch, num_value, dims),
-              torch.rand(batch, queries, levels, 4), shapes,
-              torch.tensor([0, 64]))
+        embed_dims=dims,
+        num_heads=heads,
+        num_levels=levels,
+        num_points=points,
+        batch_first=True).eval()
+    inputs = (torch.rand(batch, queries,
+                         dims), torch.rand(batch, num_value, dims),
+              torch.rand(batch, queries, levels,
+                         4), shapes, torch.tensor([0, 64]))
     samples = heads * levels * points
-    by_hand = (num_value * dims * dims  # multiply-adds: value_proj
-               + queries * dims * samples * 3  # offsets (x2) + weights
-               + queries * dims * dims  # output_proj
-               + 5 * batch * queries * dims * levels * points)  # sampling
+    by_hand = (
+        num_value * dims * dims  # multiply-adds: value_proj
+        + queries * dims * samples * 3  # offsets (x2) + weights
+        + queries * dims * dims  # output_proj
+        + 5 * batch * queries * dims * levels * points)  # sampling
     assert round(bench.count_gflops(attention, inputs) * 1e9) == 2 * by_hand
 
 
 def test_gflops_count_scaled_dot_product_attention(bench):
+
     class Attention(nn.Module):
+
         def forward(self, q, k, v):
             return F.scaled_dot_product_attention(q, k, v)
 
-    q, k, v = torch.rand(1, 2, 5, 4), torch.rand(1, 2, 7, 4), torch.rand(
-        1, 2, 7, 3)
+    q, k, v = torch.rand(1, 2, 5, 4), torch.rand(1, 2, 7,
+                                                 4), torch.rand(1, 2, 7, 3)
     assert round(bench.count_gflops(Attention(), (q, k, v)) * 1e9) == \
         2 * (1 * 2 * 5 * 7 * (4 + 3))  # 2 FLOPs per multiply-add
 
 
 def test_backbone_only_deploy_parity(bench, capsys):
     rows = bench.main([
-        str(TOY / 'rtdetr_riformer_s12_toy.py'), '--backbone-only',
-        '--shape', '96', '96', '--modes', 'train-form', 'deploy', *FAST
+        str(TOY / 'rtdetr_riformer_s12_toy.py'), '--backbone-only', '--shape',
+        '96', '96', '--modes', 'train-form', 'deploy', *FAST
     ])
     assert '| deploy output diff |' in capsys.readouterr().out
     assert rows[0]['params deploy (M)'] < rows[0]['params train (M)']
@@ -111,20 +116,22 @@ def test_backbone_only_deploy_parity(bench, capsys):
 
 def test_memory_mode_reversible_below_plain(bench):
     row, = bench.main([
-        str(TOY / 'rtdetr_revcol_tiny_toy.py'), '--modes', 'memory',
-        '--shape', '128', '128', *FAST
+        str(TOY / 'rtdetr_revcol_tiny_toy.py'), '--modes', 'memory', '--shape',
+        '128', '128', *FAST
     ])
     assert 0 < row['memory reversible (MiB)'] < row['memory plain (MiB)']
     assert row['step reversible (ms)'] > 0
-    with pytest.raises(ValueError, match='rtdetr_r18vd_toy.py: mode memory '
-                       'needs a RevCol backbone'):
+    with pytest.raises(
+            ValueError,
+            match='rtdetr_r18vd_toy.py: mode memory '
+            'needs a RevCol backbone'):
         bench.main([R18, '--modes', 'memory', '--shape', '64', '64', *FAST])
 
 
 def test_toy_map_rows(bench, tmp_path, monkeypatch, capsys):
     """Training is replaced by a fake that logs a validation record."""
-    data_root = generate_toy_shapes(tmp_path / 'toy', dict(
-        train=(6, 0), val=(3, 1)))
+    data_root = generate_toy_shapes(tmp_path / 'toy',
+                                    dict(train=(6, 0), val=(3, 1)))
 
     def fake_train(cmd, check):
         work_dir = tmp_path / 'work' / 'rtdetr_r18vd_toy'
@@ -138,7 +145,8 @@ def test_toy_map_rows(bench, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench.subprocess, 'run', fake_train)
     random, row = bench.main([
         R18, '--modes', 'toy-map', '--epochs', '1', '--data-root',
-        str(data_root), '--work-root', str(tmp_path / 'work')
+        str(data_root), '--work-root',
+        str(tmp_path / 'work')
     ])
     assert random['config'].startswith('random detector')
     assert 0 <= random['toy bbox mAP'] < 0.05
@@ -149,8 +157,8 @@ def test_toy_map_rows(bench, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize('argv, message', [
     (['--modes', 'fast'], "invalid choice: 'fast'"),
     (['--shape', '100', '100'], 'multiples of 32'),
-    (['--backbone-only', '--modes', 'onnxruntime'],
-     "--backbone-only cannot run mode(s) ['onnxruntime']"),
+    (['--backbone-only', '--modes', 'onnxruntime'
+      ], "--backbone-only cannot run mode(s) ['onnxruntime']"),
     (['--relative-to', 'configs/other.py'], '--relative-to configs/other.py'
      ' is not one of the configs'),
 ])

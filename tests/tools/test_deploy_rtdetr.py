@@ -46,8 +46,9 @@ def trained_like(model):
 
 def test_deploy_rtdetr_riformer(tmp_path):
     cfg_path = tmp_path / 'rtdetr_riformer_small.py'
-    cfg_path.write_text(SMALL.format(
-        base=str(REPO / 'configs' / 'rtdetr_riformer_s12_coco.py')))
+    cfg_path.write_text(
+        SMALL.format(
+            base=str(REPO / 'configs' / 'rtdetr_riformer_s12_coco.py')))
     cfg = Config.fromfile(cfg_path)
     init_default_scope('mmdet')
     model = trained_like(MODELS.build(copy.deepcopy(cfg.model))).eval()
@@ -56,8 +57,9 @@ def test_deploy_rtdetr_riformer(tmp_path):
 
     script = load_tool('deploy/deploy_rtdetr.py')
     new_ckpt, new_cfg = script.main([
-        str(cfg_path), str(ckpt), '--out-dir', str(tmp_path / 'out'),
-        '--size', '64'
+        str(cfg_path),
+        str(ckpt), '--out-dir',
+        str(tmp_path / 'out'), '--size', '64'
     ])
 
     deploy_cfg = Config.fromfile(new_cfg)

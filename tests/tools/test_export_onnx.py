@@ -2,6 +2,7 @@
 exports, and ONNX Runtime gives what PyTorch gives."""
 import copy
 import json
+import math
 import subprocess
 import sys
 
@@ -11,18 +12,20 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 
+from rtdetr_mm.datasets.toy_shapes import CLASSES
 from rtdetr_mm.deploy import (OnnxExportError, OnnxMismatchError, check_onnx,
                               export_onnx, load_config, load_detector)
 from rtdetr_mm.deploy.onnx_check import (check_images, compare, resize_batch,
                                          torch_predict)
-from rtdetr_mm.datasets.toy_shapes import CLASSES
 from rtdetr_mm.testing import trained_like
 from .conftest import REPO, load_tool, tool_env
 
 TOY = REPO / 'configs' / 'toy'
 SHAPE = (96, 128)  # not square: a height/width swap shows
-FAMILIES = ['r18vd', 'riformer_s12', 'revcol_tiny', 'mobilenetv4_conv_small',
-            'vanillanet_5', 'fasternet_t0']
+FAMILIES = [
+    'r18vd', 'riformer_s12', 'revcol_tiny', 'mobilenetv4_conv_small',
+    'vanillanet_5', 'fasternet_t0'
+]
 
 
 def trained_toy_checkpoint(config, path):
@@ -49,8 +52,8 @@ def test_every_family_exports_with_dynamic_batch(family, tmp_path, capsys):
     config = TOY / f'rtdetr_{family}_toy.py'
     ckpt = trained_toy_checkpoint(config, tmp_path / 'epoch_1.pth')
     out = load_tool('deploy/export_onnx.py').main([
-        str(config), str(ckpt), '--shape', *map(str, SHAPE),
-        '--dynamic-batch'
+        str(config),
+        str(ckpt), '--shape', *map(str, SHAPE), '--dynamic-batch'
     ])
     printed = capsys.readouterr().out
     assert 'switch_to_deploy()' in printed
@@ -67,12 +70,14 @@ def test_deploy_form_checkpoint_and_float_input(r18_checkpoint, tmp_path,
                                                 capsys):
     config = TOY / 'rtdetr_r18vd_toy.py'
     _, deploy_ckpt = None, load_tool('deploy/deploy_rtdetr.py').main([
-        str(config), str(r18_checkpoint), '--out-dir', str(tmp_path),
-        '--size', '96'
+        str(config),
+        str(r18_checkpoint), '--out-dir',
+        str(tmp_path), '--size', '96'
     ])[0]
     out = load_tool('deploy/export_onnx.py').main([
-        str(config), str(deploy_ckpt), '--shape', *map(str, SHAPE),
-        '--batch', '2', '--input-dtype', 'float32', '--out',
+        str(config),
+        str(deploy_ckpt), '--shape', *map(str, SHAPE), '--batch', '2',
+        '--input-dtype', 'float32', '--out',
         str(tmp_path / 'float.onnx')
     ])
     assert 'in deploy form already' in capsys.readouterr().out
@@ -82,8 +87,8 @@ def test_deploy_form_checkpoint_and_float_input(r18_checkpoint, tmp_path,
 
 
 def test_check_fails_when_the_graph_differs(r18_checkpoint, tmp_path):
-    model, _ = load_detector(load_config(str(TOY / 'rtdetr_r18vd_toy.py')),
-                             str(r18_checkpoint))
+    model, _ = load_detector(
+        load_config(str(TOY / 'rtdetr_r18vd_toy.py')), str(r18_checkpoint))
     model.switch_to_deploy()
     out = export_onnx(model, tmp_path / 'm.onnx', SHAPE)
     with torch.no_grad():  # the decoder's class scores change after export
@@ -96,8 +101,8 @@ def test_check_fails_when_the_graph_differs(r18_checkpoint, tmp_path):
 def test_compare_accepts_float_ties_and_rejects_wrong_labels():
     boxes = np.array([[0, 0, 10, 10], [5, 5, 20, 20], [1, 2, 3, 4]], float)
     ref = (np.array([0, 1, 2]), boxes, np.array([0.9, 0.50002, 0.5]))
-    swapped = (np.array([0, 2, 1]), boxes[[0, 2, 1]],
-               np.array([0.9, 0.50001, 0.50001]))
+    order = [0, 2, 1]
+    swapped = (ref[0][order], boxes[order], np.array([0.9, 0.50001, 0.50001]))
     result = compare(ref, swapped, 1e-4, 0.5)
     assert not result.mismatches and result.score < 2e-5
     # at the K-th score a detection may be cut off on one side only
@@ -105,30 +110,42 @@ def test_compare_accepts_float_ties_and_rejects_wrong_labels():
     assert not compare(ref, cut, 1e-4, 0.5).mismatches
     spread = (ref[0], boxes, np.array([0.9, 0.6, 0.5]))
     wrong = (np.array([0, 2, 2]), boxes, spread[2])
-    assert 'rank 1: label 2' in compare(spread, wrong, 1e-4,
-                                        0.5).mismatches[0]
+    assert 'rank 1: label 2' in compare(spread, wrong, 1e-4, 0.5).mismatches[0]
     moved = (ref[0], boxes + [[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]],
              spread[2])
     assert len(compare(spread, moved, 1e-4, 0.5).mismatches) == 1
+    # a tie between two boxes of one label: each matches its own box
+    same = (np.array([1, 1, 2]), boxes, np.array([0.50001, 0.5, 0.4]))
+    same_swapped = (same[0], boxes[[1, 0, 2]], same[2][[1, 0, 2]])
+    assert compare(same, same_swapped, 1e-4, math.inf).box == 0
 
 
 def test_clear_errors(r18_checkpoint, tmp_path):
     tool = load_tool('deploy/export_onnx.py')
     with pytest.raises(FileNotFoundError, match='no such config file'):
         tool.main(['configs/toy/nope.py', str(r18_checkpoint)])
-    with pytest.raises(ValueError, match=r'does not fit the model .*RIFormer'
-                       r'.*missing key'):
-        tool.main([str(TOY / 'rtdetr_riformer_s12_toy.py'),
-                   str(r18_checkpoint)])
+    with pytest.raises(
+            ValueError,
+            match=r'does not fit the model .*RIFormer'
+            r'.*missing key'):
+        tool.main(
+            [str(TOY / 'rtdetr_riformer_s12_toy.py'),
+             str(r18_checkpoint)])
     with pytest.raises(ValueError, match='multiples of 32'):
-        tool.main([str(TOY / 'rtdetr_r18vd_toy.py'), str(r18_checkpoint),
-                   '--shape', '100', '128', '--no-check'])
-    with pytest.raises(OnnxExportError,
-                       match=r'aten::grid_sampler in detector\.decoder\.'
-                       r'layers\.0\.cross_attn .*opset 13: try --opset 16'):
-        tool.main([str(TOY / 'rtdetr_r18vd_toy.py'), str(r18_checkpoint),
-                   '--shape', *map(str, SHAPE), '--opset', '13',
-                   '--out', str(tmp_path / 'old.onnx')])
+        tool.main([
+            str(TOY / 'rtdetr_r18vd_toy.py'),
+            str(r18_checkpoint), '--shape', '100', '128', '--no-check'
+        ])
+    with pytest.raises(
+            OnnxExportError,
+            match=r'aten::grid_sampler in detector\.decoder\.'
+            r'layers\.0\.cross_attn .*opset 13: try --opset 16'):
+        tool.main([
+            str(TOY / 'rtdetr_r18vd_toy.py'),
+            str(r18_checkpoint), '--shape', *map(str, SHAPE), '--opset', '13',
+            '--out',
+            str(tmp_path / 'old.onnx')
+        ])
 
 
 BLOCK_TORCH = '''
@@ -150,16 +167,21 @@ def test_onnx_infer_without_torch_matches_inference_detector(
     config = str(TOY / 'rtdetr_r18vd_toy.py')
     out = load_tool('deploy/export_onnx.py').main(
         [config, str(r18_checkpoint), '--no-check'])  # the config's 256px
-    images = [str(toy_data / 'val' / f) for f in sorted(
-        p.name for p in (toy_data / 'val').iterdir())[:2]]
+    images = [
+        str(toy_data / 'val' / f) for f in sorted(
+            p.name for p in (toy_data / 'val').iterdir())[:2]
+    ]
     (tmp_path / 'notes.txt').write_text('not an image')
-    cmd = [sys.executable, '-c', BLOCK_TORCH,
-           str(REPO / 'tools' / 'deploy' / 'onnx_infer.py'), str(out),
-           *images, '--out-dir', str(tmp_path / 'vis'), '--score-thr', '0.3']
+    cmd = [
+        sys.executable, '-c', BLOCK_TORCH,
+        str(REPO / 'tools' / 'deploy' / 'onnx_infer.py'),
+        str(out), *images, '--out-dir',
+        str(tmp_path / 'vis'), '--score-thr', '0.3'
+    ]
     subprocess.run(cmd, check=True, env=tool_env(), cwd=REPO)
     report = json.loads((tmp_path / 'vis' / 'results.json').read_text())
-    assert all((tmp_path / 'vis' / p.rsplit('/', 1)[-1]).is_file()
-               for p in images)
+    assert all(
+        (tmp_path / 'vis' / p.rsplit('/', 1)[-1]).is_file() for p in images)
 
     model = init_detector(config, str(r18_checkpoint), device='cpu')
     for entry, result in zip(report, inference_detector(model, images)):
@@ -170,12 +192,16 @@ def test_onnx_infer_without_torch_matches_inference_detector(
         assert {d['class'] for d in drawn} <= set(CLASSES)
         comparison = compare(
             (pred.labels.numpy(), pred.bboxes.numpy(), pred.scores.numpy()),
-            tuple(np.array([d[k] for d in drawn])
-                  for k in ('label', 'box', 'score')), 1e-4, 0.5)
+            tuple(
+                np.array([d[k] for d in drawn])
+                for k in ('label', 'box', 'score')), 1e-4, 0.5)
         assert not comparison.mismatches, comparison.mismatches[:3]
 
-    bad = subprocess.run(cmd[:5] + [str(tmp_path / 'notes.txt')],
-                         env=tool_env(), cwd=REPO, capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        cmd[:5] + [str(tmp_path / 'notes.txt')],
+        env=tool_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True)
     assert bad.returncode != 0
     assert 'notes.txt: not an image file' in bad.stderr

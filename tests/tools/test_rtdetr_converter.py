@@ -4,11 +4,11 @@ import sys
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import rtdetr_mm  # noqa: F401
-from mmdet.registry import MODELS
 from rtdetr_mm.models.utils.rtdetr_official_keys import mm_to_official
 from .._utils import write_malicious_checkpoint
 
@@ -53,8 +53,10 @@ def random_state(cfg):
     init_default_scope('mmdet')
     model = MODELS.build(copy.deepcopy(cfg.model))
     state = model.state_dict()
-    return {k: torch.randn(v.shape) if v.is_floating_point() else v
-            for k, v in state.items()}
+    return {
+        k: torch.randn(v.shape) if v.is_floating_point() else v
+        for k, v in state.items()
+    }
 
 
 # official key samples that must map exactly like this
@@ -93,11 +95,14 @@ def test_round_trip_through_the_tool(tmp_path, name, depth):
     ours = random_state(cfg)
     official = mm_to_official(ours)
     # the official layout has no BN counters for frozen-BN backbones
-    official = {k: v for k, v in official.items()
-                if not k.endswith('num_batches_tracked')}
+    official = {
+        k: v
+        for k, v in official.items() if not k.endswith('num_batches_tracked')
+    }
     official['encoder.pos_embed2'] = torch.zeros(1, 4, 16)  # old buffer
-    assert sum(k.startswith('backbone.res_layers.0.blocks.0.short.')
-               for k in official) >= 5
+    assert sum(
+        k.startswith('backbone.res_layers.0.blocks.0.short.')
+        for k in official) >= 5
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'mm.pth')
     torch.save(dict(ema=dict(module=official), last_epoch=71), src)
     converter.main([src, dst, '--config', config])
@@ -122,8 +127,8 @@ def test_errors(tmp_path):
     official = mm_to_official(random_state(cfg))
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'mm.pth')
 
-    torch.save(dict(official, **{'decoder.tgt_embed.weight': torch.zeros(1)}),
-               src)
+    torch.save(
+        dict(official, **{'decoder.tgt_embed.weight': torch.zeros(1)}), src)
     with pytest.raises(SystemExit, match='no mapping.*tgt_embed'):
         converter.main([src, dst, '--config', config])
 
@@ -145,8 +150,9 @@ def test_v2_layout(tmp_path):
     torch.save(dict(model=official), src)
     converter.main([src, dst, '--config', config, '--version', 'v2'])
     converted = torch.load(dst, weights_only=False)['state_dict']
-    assert all(torch.equal(converted[k], v) for k, v in ours.items()
-               if not k.endswith('num_batches_tracked'))
+    assert all(
+        torch.equal(converted[k], v) for k, v in ours.items()
+        if not k.endswith('num_batches_tracked'))
     official[scale] = torch.tensor([1., 1., .5, .5, .5, .5])
     torch.save(dict(model=official), src)
     with pytest.raises(SystemExit, match='per-level point counts'):
@@ -154,6 +160,7 @@ def test_v2_layout(tmp_path):
 
 
 def test_infer_depth():
+
     def keys(counts, bottleneck):
         out = {}
         for i, n in enumerate(counts):
@@ -176,16 +183,19 @@ def test_infer_depth():
 def test_backbone_only(tmp_path):
     config, cfg = tiny_config(tmp_path, 'r18vd', 18)
     ours = random_state(cfg)
-    official = {k[len('backbone.'):]: v
-                for k, v in mm_to_official(ours).items()
-                if k.startswith('backbone.')}
+    official = {
+        k[len('backbone.'):]: v
+        for k, v in mm_to_official(ours).items() if k.startswith('backbone.')
+    }
     assert 'conv1.conv1_1.conv.weight' in official
     src, dst = str(tmp_path / 'presnet.pth'), str(tmp_path / 'backbone.pth')
     torch.save(official, src)
     converter.main([src, dst, '--config', config, '--backbone-only'])
     converted = torch.load(dst, weights_only=False)['state_dict']
-    expected = {k[len('backbone.'):]: v for k, v in ours.items()
-                if k.startswith('backbone.')}
+    expected = {
+        k[len('backbone.'):]: v
+        for k, v in ours.items() if k.startswith('backbone.')
+    }
     assert converted.keys() == expected.keys()
     assert all(torch.equal(converted[k], v) for k, v in expected.items())
     # a backbone built with this checkpoint as Pretrained init loads it
@@ -202,14 +212,17 @@ def test_refuses_malicious_and_broken_files(tmp_path):
     marker = tmp_path / 'pwned'
     evil = write_malicious_checkpoint(tmp_path / 'evil.pth', marker)
     dst = str(tmp_path / 'mm.pth')
-    with pytest.raises(SystemExit, match="evil.pth wants to load "
-                       r"'(io|builtins)\.open'.*--unsafe-load"):
+    with pytest.raises(
+            SystemExit,
+            match="evil.pth wants to load "
+            r"'(io|builtins)\.open'.*--unsafe-load"):
         converter.main([str(evil), dst, '--config', config])
     assert not marker.exists() and not osp.exists(dst)
     for name, data in (('empty.pth', b''), ('text.pth', b'hello\n')):
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(SystemExit, match=f'{name} is not a PyTorch '
-                           'checkpoint'):
+        with pytest.raises(
+                SystemExit, match=f'{name} is not a PyTorch '
+                'checkpoint'):
             converter.main([str(tmp_path / name), dst, '--config', config])
     with pytest.raises(SystemExit, match='missing.pth does not exist'):
         converter.main([str(tmp_path / 'missing.pth'), dst])
@@ -221,28 +234,37 @@ def test_names_the_kind_of_checkpoint_it_got(tmp_path):
     src, dst = str(tmp_path / 'src.pth'), str(tmp_path / 'mm.pth')
 
     torch.save(dict(ema=dict(module=mm_to_official(ours))), src)
-    with pytest.raises(SystemExit, match='is an official RT-DETR v1 detector '
-                       'checkpoint, not an official ImageNet PResNet backbone '
-                       'one.*drop --backbone-only'):
+    with pytest.raises(
+            SystemExit,
+            match='is an official RT-DETR v1 detector '
+            'checkpoint, not an official ImageNet PResNet backbone '
+            'one.*drop --backbone-only'):
         converter.main([src, dst, '--config', config, '--backbone-only'])
     with pytest.raises(SystemExit, match='pass --version v1'):
         converter.main([src, dst, '--config', config, '--version', 'v2'])
 
     torch.save(dict(model=mm_to_official(ours, 'v2')), src)
-    with pytest.raises(SystemExit, match='is an official RT-DETR v2 detector '
-                       'checkpoint.*pass --version v2'):
+    with pytest.raises(
+            SystemExit,
+            match='is an official RT-DETR v2 detector '
+            'checkpoint.*pass --version v2'):
         converter.main([src, dst, '--config', config])
 
-    backbone = {k[len('backbone.'):]: v
-                for k, v in mm_to_official(ours).items()
-                if k.startswith('backbone.')}
+    backbone = {
+        k[len('backbone.'):]: v
+        for k, v in mm_to_official(ours).items() if k.startswith('backbone.')
+    }
     torch.save(backbone, src)
-    with pytest.raises(SystemExit, match='is an official ImageNet PResNet '
-                       'backbone checkpoint.*add --backbone-only'):
+    with pytest.raises(
+            SystemExit,
+            match='is an official ImageNet PResNet '
+            'backbone checkpoint.*add --backbone-only'):
         converter.main([src, dst, '--config', config])
 
     torch.save(dict(state_dict=ours, meta=dict(epoch=72)), src)
-    with pytest.raises(SystemExit, match='is an rtdetr_mm detector checkpoint'
-                       '.*needs no conversion'):
+    with pytest.raises(
+            SystemExit,
+            match='is an rtdetr_mm detector checkpoint'
+            '.*needs no conversion'):
         converter.main([src, dst, '--config', config])
     assert not osp.exists(dst)

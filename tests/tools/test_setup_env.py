@@ -30,8 +30,12 @@ def test_patch_cxx_standard_replaces_every_flag(setup_env):
 
 
 def test_wheel_cache_key_changes_with_every_abi_input(setup_env):
-    base = dict(mmcv_version='2.1.0', torch_version='2.14.1',
-                python_tag='cp311', plat='linux_x86_64', with_cuda=False)
+    base = dict(
+        mmcv_version='2.1.0',
+        torch_version='2.14.1',
+        python_tag='cp311',
+        plat='linux_x86_64',
+        with_cuda=False)
     key = setup_env.wheel_cache_key(**base)
     variants = [
         dict(base, mmcv_version='2.1.1'),
@@ -52,10 +56,13 @@ def test_constraints_pin_the_installed_torch_pair(setup_env, tmp_path):
     # pip accepts the file and refuses a request that would replace torch.
     constraints = tmp_path / 'c.txt'
     constraints.write_text(text)
-    result = subprocess.run(
-        [sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-deps',
-         '--no-index', '-c', str(constraints), 'torch==2.13.0'],
-        capture_output=True, text=True)
+    result = subprocess.run([
+        sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-deps',
+        '--no-index', '-c',
+        str(constraints), 'torch==2.13.0'
+    ],
+                            capture_output=True,
+                            text=True)
     assert result.returncode != 0
     assert 'torch' in (result.stdout + result.stderr)
 
@@ -70,7 +77,9 @@ def test_second_run_keeps_the_installed_stack(setup_env):
     assert setup_env.probe_environment()['mmcv_ops']
     result = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'setup_env.py')],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert 'already installed: kept' in result.stdout
     assert 'with ops already imports: kept' in result.stdout
@@ -92,13 +101,15 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
     stale.write_text('built against another torch')
 
     calls = dict(build=0, installed=[])
-    import_results = iter([(False, 'undefined symbol'),  # stale wheel
-                           (True, '2.1.0')])  # rebuilt wheel
+    import_results = iter([
+        (False, 'undefined symbol'),  # stale wheel
+        (True, '2.1.0')
+    ])  # rebuilt wheel
 
     def fake_build(dest_dir, torch_version, with_cuda, constraints):
         calls['build'] += 1
-        (Path(dest_dir) / 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'
-         ).write_text('fresh')
+        (Path(dest_dir) /
+         'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl').write_text('fresh')
 
     def fake_pip(*args):
         calls['installed'].extend(a for a in args if str(a).endswith('.whl'))
@@ -111,23 +122,26 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
 
     assert calls['build'] == 1
     assert len(calls['installed']) == 2  # the stale wheel, then the fresh one
-    assert (wheel_dir / 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'
-            ).read_text() == 'fresh'
+    assert (wheel_dir /
+            'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl').read_text() == 'fresh'
     info = (wheel_dir / 'build-info.json').read_text()
     assert '"torch": "2.14.1"' in info
 
 
-@pytest.mark.parametrize('probe,force,expected,says', [
-    ('1 1', None, True, False),   # GPU + nvcc: compile the CUDA kernels
-    ('1 0', None, False, True),   # GPU, no nvcc: CPU ops, and say so
-    ('0 1', None, False, False),  # no GPU
-    ('0 0', '1', True, False),    # FORCE_CUDA=1 wins
-])
+@pytest.mark.parametrize(
+    'probe,force,expected,says',
+    [
+        ('1 1', None, True, False),  # GPU + nvcc: compile the CUDA kernels
+        ('1 0', None, False, True),  # GPU, no nvcc: CPU ops, and say so
+        ('0 1', None, False, False),  # no GPU
+        ('0 0', '1', True, False),  # FORCE_CUDA=1 wins
+    ])
 def test_mmcv_cuda_ops_need_a_gpu_and_nvcc(setup_env, monkeypatch, capsys,
                                            probe, force, expected, says):
-    monkeypatch.setattr(setup_env, 'python_probe',
-                        lambda code: (True, f'RTDETR_MM_CUDA {probe}\n'
-                                      'W1130 No CUDA runtime is found'))
+    monkeypatch.setattr(
+        setup_env, 'python_probe', lambda code:
+        (True, f'RTDETR_MM_CUDA {probe}\n'
+         'W1130 No CUDA runtime is found'))
     if force is None:
         monkeypatch.delenv('FORCE_CUDA', raising=False)
     else:

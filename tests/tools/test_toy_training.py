@@ -9,7 +9,10 @@ pytestmark = pytest.mark.usefixtures('toy_data')
 def test_toy_training_loss_falls(tmp_path):
     # The toy recipe's 30-iteration warm-up shortened to 5 iterations.
     cfg = small_run_config(
-        tmp_path / 'cfg.py', images=32, batch=4, epochs=3,
+        tmp_path / 'cfg.py',
+        images=32,
+        batch=4,
+        epochs=3,
         extra='val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
         "param_scheduler = [dict(type='LinearLR', start_factor=0.1, "
         'by_epoch=False, begin=0, end=5)]\n')

@@ -22,11 +22,16 @@ def _checkpoint_like_mmengine():
     for value in (3.0, 2.0, 1.0):
         history.update(value)
     return dict(
-        meta=dict(seed=np.int64(7), epoch=2, iter=8,
-                  scale=np.float32(0.5), shape=np.array([640, 480])),
+        meta=dict(
+            seed=np.int64(7),
+            epoch=2,
+            iter=8,
+            scale=np.float32(0.5),
+            shape=np.array([640, 480])),
         state_dict=dict(weight=torch.randn(3, 3)),
-        message_hub=dict(log_scalars={'train/loss': history},
-                         runtime_info=dict(np_value=np.float64(1.5))),
+        message_hub=dict(
+            log_scalars={'train/loss': history},
+            runtime_info=dict(np_value=np.float64(1.5))),
         args=argparse.Namespace(lr=1e-4, epochs=300),
         random_state=[dict(numpy=np.random.get_state())])
 
@@ -61,7 +66,7 @@ class _SneakyGetattr:
 class _RunsCode:
 
     def __reduce__(self):
-        return os.system, ('echo pwned',)
+        return os.system, ('echo pwned', )
 
 
 @pytest.mark.parametrize('payload', [
@@ -85,13 +90,14 @@ def _not_checkpoints(tmp_path):
     files = {
         'empty.pth': (b'', r'is not a PyTorch checkpoint \(the file is '
                       r'empty\)'),
-        'text.pth': (b'model: rtdetr\nlr: 1e-4\n',
-                     'is not a PyTorch checkpoint'),
-        'random.pth': (bytes(np.random.default_rng(0).integers(
-            0, 256, 4096, dtype=np.uint8)), 'is not a PyTorch checkpoint'),
+        'text.pth':
+        (b'model: rtdetr\nlr: 1e-4\n', 'is not a PyTorch checkpoint'),
+        'random.pth': (bytes(
+            np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+                       'is not a PyTorch checkpoint'),
         'truncated.pth': (good.read_bytes()[:2000], 'truncated or corrupt'),
-        'plain_pickle.pkl': (pickle.dumps({'a': 1}),
-                             'is not a PyTorch checkpoint'),
+        'plain_pickle.pkl': (pickle.dumps({'a':
+                                           1}), 'is not a PyTorch checkpoint'),
     }
     for name, (data, _) in files.items():
         (tmp_path / name).write_bytes(data)
@@ -111,13 +117,15 @@ def test_read_checkpoint_names_files_that_are_not_checkpoints(tmp_path):
 def test_malicious_checkpoint_runs_nothing(tmp_path):
     marker = tmp_path / 'pwned'
     path = write_malicious_checkpoint(tmp_path / 'evil.pth', marker)
-    with pytest.raises(UnsafeCheckpointError,
-                       match=r"evil.pth wants to load '(io|builtins)\.open'.*"
-                       r'nothing from the file was run.*--unsafe-load'):
+    with pytest.raises(
+            UnsafeCheckpointError,
+            match=r"evil.pth wants to load '(io|builtins)\.open'.*"
+            r'nothing from the file was run.*--unsafe-load'):
         read_checkpoint(path)
     assert not marker.exists()
     # a legacy (non-zip) torch.save file is refused the same way
-    torch.save({'x': TouchFile(marker)}, tmp_path / 'legacy.pth',
+    torch.save({'x': TouchFile(marker)},
+               tmp_path / 'legacy.pth',
                _use_new_zipfile_serialization=False)
     with pytest.raises(UnsafeCheckpointError, match=r"'(io|builtins)\.open'"):
         read_checkpoint(tmp_path / 'legacy.pth')
@@ -126,8 +134,10 @@ def test_malicious_checkpoint_runs_nothing(tmp_path):
 
 def test_unsafe_load_is_an_explicit_opt_in(tmp_path, monkeypatch):
     path = tmp_path / 'legacy.pth'
-    torch.save(dict(state_dict=dict(w=torch.ones(1)),
-                    created=datetime.date(2023, 4, 1)), path)
+    torch.save(
+        dict(
+            state_dict=dict(w=torch.ones(1)),
+            created=datetime.date(2023, 4, 1)), path)
     monkeypatch.delenv(UNSAFE_LOAD_ENV, raising=False)
     with pytest.raises(UnsafeCheckpointError, match='datetime.date'):
         read_checkpoint(path)
@@ -136,9 +146,9 @@ def test_unsafe_load_is_an_explicit_opt_in(tmp_path, monkeypatch):
     assert read_checkpoint(path)['created'].year == 2023
 
 
-@pytest.mark.parametrize('name', [
-    '{local}', 'https://example.com/ckpt/evil.pth', 'torchvision://resnet50'
-])
+@pytest.mark.parametrize(
+    'name',
+    ['{local}', 'https://example.com/ckpt/evil.pth', 'torchvision://resnet50'])
 def test_mmengine_loaders_read_through_the_safe_reader(tmp_path, monkeypatch,
                                                        name):
     """load_from, --resume and init_cfg (local files, downloads and model-zoo

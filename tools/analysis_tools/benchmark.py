@@ -82,8 +82,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from rtdetr_mm.deploy import End2EndDetector, export_onnx, load_config
-from rtdetr_mm.deploy.onnx_check import (check_images, compare,
-                                         resize_batch, torch_predict)
+from rtdetr_mm.deploy.onnx_check import (check_images, compare, resize_batch,
+                                         torch_predict)
 from rtdetr_mm.deploy.onnx_export import check_input_shape
 from rtdetr_mm.models.backbones.revcol import RevCol
 from rtdetr_mm.testing import trained_like
@@ -100,33 +100,55 @@ MIB = 2**20
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', metavar='CONFIG')
-    parser.add_argument('--shape', type=int, nargs=2, default=[640, 640],
-                        metavar=('H', 'W'), help='input size, multiples '
-                        'of 32')
-    parser.add_argument('--batch', type=int, default=1,
-                        help='images per forward / training step')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[640, 640],
+        metavar=('H', 'W'),
+        help='input size, multiples '
+        'of 32')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=1,
+        help='images per forward / training step')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--modes', nargs='+', choices=MODES,
-                        default=list(INFERENCE_MODES))
-    parser.add_argument('--repeat', type=int, default=5,
-                        help='timed rounds (medians reported)')
-    parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed rounds first')
-    parser.add_argument('--relative-to', metavar='CONFIG',
-                        help='one of the CONFIGs: latencies relative to it')
+    parser.add_argument(
+        '--modes', nargs='+', choices=MODES, default=list(INFERENCE_MODES))
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=5,
+        help='timed rounds (medians reported)')
+    parser.add_argument(
+        '--warmup', type=int, default=1, help='untimed rounds first')
+    parser.add_argument(
+        '--relative-to',
+        metavar='CONFIG',
+        help='one of the CONFIGs: latencies relative to it')
     parser.add_argument('--json', metavar='FILE', help='also write JSON')
-    parser.add_argument('--backbone-only', action='store_true',
-                        help='benchmark model.backbone alone')
-    parser.add_argument('--threads', type=int,
-                        help='torch CPU threads (default: torch decides)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings (key=value)')
+    parser.add_argument(
+        '--backbone-only',
+        action='store_true',
+        help='benchmark model.backbone alone')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='torch CPU threads (default: torch decides)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings (key=value)')
     toy = parser.add_argument_group('toy-map mode')
-    toy.add_argument('--epochs', type=int,
-                     help='override train_cfg.max_epochs')
+    toy.add_argument(
+        '--epochs', type=int, help='override train_cfg.max_epochs')
     toy.add_argument('--work-root', default='work_dirs/toy_map')
-    toy.add_argument('--data-root', default='data/toy_shapes',
-                     help="the configs' toy set (generated if absent)")
+    toy.add_argument(
+        '--data-root',
+        default='data/toy_shapes',
+        help="the configs' toy set (generated if absent)")
     args = parser.parse_args(argv)
     for config in args.configs:
         if not osp.isfile(config):
@@ -176,8 +198,10 @@ def count_gflops(model: nn.Module, inputs: tuple) -> float:
     (see the module doc)."""
     analyzer = FlopAnalyzer(model, inputs)
     analyzer.set_op_handle(
-        **{'aten::grid_sampler': _grid_sample_flops,
-           'aten::scaled_dot_product_attention': _sdpa_flops})
+        **{
+            'aten::grid_sampler': _grid_sample_flops,
+            'aten::scaled_dot_product_attention': _sdpa_flops
+        })
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     with torch.no_grad():
@@ -186,20 +210,23 @@ def count_gflops(model: nn.Module, inputs: tuple) -> float:
 
 def max_difference(a: Sequence, b: Sequence) -> float:
     """Largest absolute element difference of paired tensors/arrays."""
-    return max(float(np.abs(np.asarray(x, np.float64) -
-                            np.asarray(y, np.float64)).max())
-               for x, y in zip(a, b))
+    return max(
+        float(
+            np.abs(np.asarray(x, np.float64) -
+                   np.asarray(y, np.float64)).max()) for x, y in zip(a, b))
 
 
-def box_difference(reference: Sequence, candidate: Sequence,
+def box_difference(reference: Sequence,
+                   candidate: Sequence,
                    score_tol: float = 1e-4) -> float:
     """Largest box difference (px) of two top-K outputs (labels (N, K),
     boxes (N, K, 4), scores (N, K)), detections matched across float ties
     of the score as :func:`rtdetr_mm.deploy.onnx_check.compare` does."""
     per_image = zip(*(np.asarray(x) for x in reference),
                     *(np.asarray(x) for x in candidate))
-    return max(compare(item[:3], item[3:], score_tol, math.inf).box
-               for item in per_image)
+    return max(
+        compare(item[:3], item[3:], score_tol, math.inf).box
+        for item in per_image)
 
 
 def peak_bytes(step, device: torch.device) -> int:
@@ -211,8 +238,8 @@ def peak_bytes(step, device: torch.device) -> int:
         step()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True) as prof:
+    with profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
     events = sorted((e.start_ns(), e.nbytes())
                     for e in prof.profiler.kineto_results.events()
@@ -243,8 +270,10 @@ def build_detector(config: str, args) -> tuple:
     return model, resize_batch(batch, args.shape)
 
 
-def preprocess(preprocessor: nn.Module, pixels: np.ndarray,
-               samples=None, training=False):
+def preprocess(preprocessor: nn.Module,
+               pixels: np.ndarray,
+               samples=None,
+               training=False):
     """A detector's data preprocessor on RGB uint8 (N, 3, H, W): the
     normalised (N, 3, H, W) float batch (and the samples if given)."""
     inputs = [torch.from_numpy(img[::-1].copy()) for img in pixels]  # BGR
@@ -267,15 +296,17 @@ def onnx_session(deployed: nn.Module, shape, batch: int, folder: str):
     """ONNX Runtime session of the exported deploy form (CPU, torch's
     thread count)."""
     import onnxruntime
-    path = export_onnx(deployed, Path(folder) / 'model.onnx', shape,
-                       batch=batch)
+    path = export_onnx(
+        deployed, Path(folder) / 'model.onnx', shape, batch=batch)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    return onnxruntime.InferenceSession(str(path), options,
-                                        providers=['CPUExecutionProvider'])
+    return onnxruntime.InferenceSession(
+        str(path), options, providers=['CPUExecutionProvider'])
 
 
-def train_samples(pixels: np.ndarray, num_classes: int, boxes: int = 8,
+def train_samples(pixels: np.ndarray,
+                  num_classes: int,
+                  boxes: int = 8,
                   seed: int = 0) -> List[DetDataSample]:
     """One sample per image with ``boxes`` random ground-truth boxes."""
     gen = torch.Generator().manual_seed(seed)
@@ -283,9 +314,11 @@ def train_samples(pixels: np.ndarray, num_classes: int, boxes: int = 8,
     size = torch.tensor([width, height], dtype=torch.float32)
     samples = []
     for _ in pixels:
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(height, width), ori_shape=(height, width),
-            scale_factor=(1., 1.)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_shape=(height, width),
+                ori_shape=(height, width),
+                scale_factor=(1., 1.)))
         xy = torch.rand(boxes, 2, generator=gen) * size * 0.6
         wh = torch.rand(boxes, 2, generator=gen) * size * 0.3 + 8
         sample.gt_instances = InstanceData(
@@ -303,21 +336,26 @@ def bench_detector(config: str, args) -> dict:
     device = torch.device(args.device)
     model, (pixels, sizes) = build_detector(config, args)
     deployed = deploy_copy(model, config)
-    row = {'params train (M)': num_params(model),
-           'params deploy (M)': num_params(deployed)}
-    forms = {'train-form': End2EndDetector(model).eval(),
-             'deploy': End2EndDetector(deployed).eval()}
+    row = {
+        'params train (M)': num_params(model),
+        'params deploy (M)': num_params(deployed)
+    }
+    forms = {
+        'train-form': End2EndDetector(model).eval(),
+        'deploy': End2EndDetector(deployed).eval()
+    }
     one = tuple(torch.from_numpy(x[:1]) for x in (pixels, sizes))
     row[gflops_column(args.shape)] = count_gflops(forms['train-form'], one)
     modes = [m for m in INFERENCE_MODES if m in args.modes]
     if modes:
         with tempfile.TemporaryDirectory() as folder:
-            session = (onnx_session(deployed, args.shape, args.batch, folder)
-                       if 'onnxruntime' in modes else None)
+            session = (
+                onnx_session(deployed, args.shape, args.batch, folder)
+                if 'onnxruntime' in modes else None)
             for form in forms.values():
                 form.to(device)
-            inputs = tuple(torch.from_numpy(x).to(device)
-                           for x in (pixels, sizes))
+            inputs = tuple(
+                torch.from_numpy(x).to(device) for x in (pixels, sizes))
 
             def eager(form):
                 with torch.no_grad():
@@ -329,8 +367,9 @@ def bench_detector(config: str, args) -> dict:
                 runs['onnxruntime'] = lambda: session.run(None, feeds)
             row.update(latency_columns(runs, args, device))
             outputs = {m: run() for m, run in runs.items()}
-            reference = (outputs['train-form'] if 'train-form' in outputs
-                         else eager('train-form'))
+            reference = (
+                outputs['train-form']
+                if 'train-form' in outputs else eager('train-form'))
             for mode in modes:
                 if mode != 'train-form':
                     row[f'{mode} score diff'] = max_difference(
@@ -386,8 +425,8 @@ def train_step_ms(model: nn.Module, pixels: np.ndarray, args,
     """Median ms of loss forward + backward + AdamW step on ``pixels``."""
     model = copy.deepcopy(model).to(device).train()
     samples = train_samples(pixels, model.bbox_head.num_classes)
-    inputs, samples = preprocess(model.data_preprocessor, pixels, samples,
-                                 training=True)
+    inputs, samples = preprocess(
+        model.data_preprocessor, pixels, samples, training=True)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
@@ -420,8 +459,7 @@ def bench_memory(config: str, args) -> dict:
     images = check_images()
     pixels, _ = resize_batch(
         [images[i % len(images)] for i in range(args.batch)], args.shape)
-    inputs, _ = preprocess(MODELS.build(cfg.model.data_preprocessor),
-                           pixels)
+    inputs, _ = preprocess(MODELS.build(cfg.model.data_preprocessor), pixels)
     inputs = inputs.to(device)
     for param in backbone.parameters():  # allocated before, not counted
         param.grad = torch.zeros_like(param)
@@ -431,16 +469,26 @@ def bench_memory(config: str, args) -> dict:
         backbone.zero_grad(set_to_none=False)
         sum(out.sum() for out in backbone(inputs)).backward()
 
-    peaks = {name: peak_bytes(lambda s=s: step(s), device) / MIB
-             for name, s in (('plain', False), ('reversible', True))}
+    peaks = {
+        name: peak_bytes(lambda s=s: step(s), device) / MIB
+        for name, s in (('plain', False), ('reversible', True))
+    }
     timings = time_round_robin(
-        {'plain': lambda: step(False), 'reversible': lambda: step(True)},
-        args.repeat, args.warmup, device, reference='plain')
-    return {'memory plain (MiB)': peaks['plain'],
-            'memory reversible (MiB)': peaks['reversible'],
-            'memory saved': 1 - peaks['reversible'] / peaks['plain'],
-            'step plain (ms)': timings.seconds['plain'] * 1e3,
-            'step reversible (ms)': timings.seconds['reversible'] * 1e3}
+        {
+            'plain': lambda: step(False),
+            'reversible': lambda: step(True)
+        },
+        args.repeat,
+        args.warmup,
+        device,
+        reference='plain')
+    return {
+        'memory plain (MiB)': peaks['plain'],
+        'memory reversible (MiB)': peaks['reversible'],
+        'memory saved': 1 - peaks['reversible'] / peaks['plain'],
+        'step plain (ms)': timings.seconds['plain'] * 1e3,
+        'step reversible (ms)': timings.seconds['reversible'] * 1e3
+    }
 
 
 def random_detector_map(data_root: Path,
@@ -469,10 +517,13 @@ def random_detector_map(data_root: Path,
         y = rng.uniform(0, image['height'] - wh[:, 1])
         labels = rng.choice(category_ids, size=boxes_per_image)
         for i in range(boxes_per_image):
-            detections.append(dict(
-                image_id=image['id'], category_id=int(labels[i]),
-                bbox=[float(x[i]), float(y[i]), *map(float, wh[i])],
-                score=float(rng.uniform())))
+            detections.append(
+                dict(
+                    image_id=image['id'],
+                    category_id=int(labels[i]),
+                    bbox=[float(x[i]),
+                          float(y[i]), *map(float, wh[i])],
+                    score=float(rng.uniform())))
     with contextlib.redirect_stdout(io.StringIO()):
         evaluation = COCOeval(gt, gt.loadRes(detections), 'bbox')
         evaluation.evaluate()
@@ -485,8 +536,9 @@ def last_metrics(work_dir: Path) -> dict:
     """The last validation record mmengine wrote under ``work_dir``."""
     records = []
     for scalars in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        records += [json.loads(line)
-                    for line in scalars.read_text().splitlines()]
+        records += [
+            json.loads(line) for line in scalars.read_text().splitlines()
+        ]
     val = [r for r in records if 'coco/bbox_mAP' in r]
     if not val:
         raise RuntimeError(f'no validation metrics under {work_dir}')
@@ -498,21 +550,29 @@ def bench_toy_map(config: str, args) -> dict:
     """Train ``config`` with tools/train.py (a fresh process) and read its
     final toy-set mAP."""
     work_dir = Path(args.work_root) / Path(config).stem
-    cmd = [sys.executable, str(REPO / 'tools' / 'train.py'), config,
-           '--work-dir', str(work_dir)]
+    cmd = [
+        sys.executable,
+        str(REPO / 'tools' / 'train.py'), config, '--work-dir',
+        str(work_dir)
+    ]
     options = [f'{k}={v}' for k, v in (args.cfg_options or {}).items()]
     if args.epochs:
-        options += [f'train_cfg.max_epochs={args.epochs}',
-                    f'train_cfg.val_interval={args.epochs}']
+        options += [
+            f'train_cfg.max_epochs={args.epochs}',
+            f'train_cfg.val_interval={args.epochs}'
+        ]
     if options:
         cmd += ['--cfg-options', *options]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     elapsed = time.perf_counter() - start
     metrics = last_metrics(work_dir)
-    return {'toy train iters': metrics['iters'], 'toy wall (s)': elapsed,
-            'toy bbox mAP': metrics['coco/bbox_mAP'],
-            'toy mAP@50': metrics['coco/bbox_mAP_50']}
+    return {
+        'toy train iters': metrics['iters'],
+        'toy wall (s)': elapsed,
+        'toy bbox mAP': metrics['coco/bbox_mAP'],
+        'toy mAP@50': metrics['coco/bbox_mAP_50']
+    }
 
 
 # --- the table ----------------------------------------------------------
@@ -535,10 +595,14 @@ def run(args) -> List[dict]:
         from rtdetr_mm.datasets.toy_shapes import generate_toy_shapes
         mean_ap, ap50 = random_detector_map(
             generate_toy_shapes(args.data_root))
-        rows.append({'config': f'random detector ({RANDOM_BOXES_PER_IMAGE} '
-                     'boxes/image)', 'toy train iters': None,
-                     'toy wall (s)': None, 'toy bbox mAP': mean_ap,
-                     'toy mAP@50': ap50})
+        rows.append({
+            'config': f'random detector ({RANDOM_BOXES_PER_IMAGE} '
+            'boxes/image)',
+            'toy train iters': None,
+            'toy wall (s)': None,
+            'toy bbox mAP': mean_ap,
+            'toy mAP@50': ap50
+        })
     measured_modes = [m for m in args.modes if m not in ('memory', 'toy-map')]
     for config in args.configs:
         start = time.perf_counter()
@@ -551,8 +615,10 @@ def run(args) -> List[dict]:
         if 'toy-map' in args.modes:
             row.update(bench_toy_map(config, args))
         rows.append(row)
-        print(f'{config}: measured in {time.perf_counter() - start:.0f} s',
-              file=sys.stderr, flush=True)
+        print(
+            f'{config}: measured in {time.perf_counter() - start:.0f} s',
+            file=sys.stderr,
+            flush=True)
     if args.relative_to:
         add_relative(rows, config_name(args.relative_to))
     return rows
@@ -591,11 +657,14 @@ def markdown_table(rows: List[dict]) -> str:
     """Rows as a markdown table; columns in order of first appearance,
     '-' where a row has none."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ['| ' + ' | '.join(columns) + ' |',
-             '|' + '|'.join(['---'] + ['---:'] * (len(columns) - 1)) + '|']
+    lines = [
+        '| ' + ' | '.join(columns) + ' |',
+        '|' + '|'.join(['---'] + ['---:'] * (len(columns) - 1)) + '|'
+    ]
     for row in rows:
-        lines.append('| ' + ' | '.join(
-            format_value(c, row.get(c)) for c in columns) + ' |')
+        lines.append('| ' +
+                     ' | '.join(format_value(c, row.get(c))
+                                for c in columns) + ' |')
     return '\n'.join(lines)
 
 
@@ -612,14 +681,20 @@ def cpu_model() -> str:
 def environment(args) -> dict:
     """Where and how the numbers were measured."""
     import onnxruntime
-    device = (torch.cuda.get_device_name() if args.device == 'cuda' else
-              cpu_model())
-    return dict(device=device, threads=torch.get_num_threads(),
-                torch=torch.__version__, onnxruntime=onnxruntime.__version__,
-                shape=list(args.shape), batch=args.batch,
-                repeat=args.repeat, warmup=args.warmup,
-                modes=args.modes, backbone_only=args.backbone_only,
-                date=datetime.datetime.now().isoformat(timespec='seconds'))
+    device = (
+        torch.cuda.get_device_name() if args.device == 'cuda' else cpu_model())
+    return dict(
+        device=device,
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        onnxruntime=onnxruntime.__version__,
+        shape=list(args.shape),
+        batch=args.batch,
+        repeat=args.repeat,
+        warmup=args.warmup,
+        modes=args.modes,
+        backbone_only=args.backbone_only,
+        date=datetime.datetime.now().isoformat(timespec='seconds'))
 
 
 def describe(env: dict) -> str:

@@ -45,14 +45,16 @@ def load_benchmark():
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--configs', default='configs/rtdetr_*_coco.py',
-                        help='glob of the configs to benchmark')
-    parser.add_argument('--shape', type=int, nargs=2, default=[640, 640],
-                        metavar=('H', 'W'))
+    parser.add_argument(
+        '--configs',
+        default='configs/rtdetr_*_coco.py',
+        help='glob of the configs to benchmark')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, default=[640, 640], metavar=('H', 'W'))
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--threads', type=int,
-                        help='torch and ONNX Runtime CPU threads')
+    parser.add_argument(
+        '--threads', type=int, help='torch and ONNX Runtime CPU threads')
     parser.add_argument('--out', default='docs/model_zoo.md')
     args = parser.parse_args(argv)
     args.config_files = sorted(glob.glob(args.configs))
@@ -75,11 +77,14 @@ def zoo_rows(rows, configs):
     out = []
     for row, config in zip(rows, configs):
         ap, params, gflops = PUBLISHED.get(row['config'], (None, ) * 3)
-        out.append(dict(
-            row, **{'paper AP': ap,
+        out.append(
+            dict(
+                row, **{
+                    'paper AP': ap,
                     'paper params (M) / GFLOPs':
                     None if ap is None else f'{params} / {gflops}',
-                    'ImageNet checkpoint': checkpoint_url(config)}))
+                    'ImageNet checkpoint': checkpoint_url(config)
+                }))
     return out
 
 
@@ -87,25 +92,26 @@ def main(argv=None) -> Path:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     bench = load_benchmark()
-    bench_argv = [*args.config_files, '--shape', *map(str, args.shape),
-                  '--batch', '1', '--device', 'cpu', '--modes',
-                  'train-form', 'deploy', 'onnxruntime', '--repeat',
-                  str(args.repeat), '--warmup', str(args.warmup),
-                  '--relative-to', REFERENCE]
+    bench_argv = [
+        *args.config_files, '--shape', *map(str, args.shape), '--batch', '1',
+        '--device', 'cpu', '--modes', 'train-form', 'deploy', 'onnxruntime',
+        '--repeat',
+        str(args.repeat), '--warmup',
+        str(args.warmup), '--relative-to', REFERENCE
+    ]
     if args.threads:
         bench_argv += ['--threads', str(args.threads)]
     bench_args = bench.parse_args(bench_argv)
     rows = zoo_rows(bench.run(bench_args), args.config_files)
     env = bench.environment(bench_args)
-    command = shlex.join(['python', 'tools/analysis_tools/model_zoo.py',
-                          *argv])
+    command = shlex.join(
+        ['python', 'tools/analysis_tools/model_zoo.py', *argv])
     text = '\n'.join([
         '# Model zoo: size and CPU latency of every COCO config', '',
         f"* machine: {env['device']}, {env['threads']} threads "
         '(torch and ONNX Runtime)',
         f"* torch {env['torch']}, onnxruntime {env['onnxruntime']}",
-        f"* date: {env['date']}",
-        f'* command: `{command}`', '',
+        f"* date: {env['date']}", f'* command: `{command}`', '',
         f"Input 1x3x{args.shape[0]}x{args.shape[1]}, random weights made "
         'realistic (`rtdetr_mm.testing.trained_like`); latencies are '
         f'medians of {args.repeat} rounds in which the three forms take '
@@ -116,7 +122,8 @@ def main(argv=None) -> Path:
         'the same run. Paper AP and published params/GFLOPs: the official '
         'RT-DETR (COCO val2017, 640x640); the AP of the other backbones is '
         'not measured here.', '',
-        bench.markdown_table(rows), ''])
+        bench.markdown_table(rows), ''
+    ])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

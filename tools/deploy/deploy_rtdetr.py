@@ -39,12 +39,15 @@ def parse_args(argv=None):
         description='switch_to_deploy() a trained RT-DETR, check, save')
     parser.add_argument('config', help='the training config')
     parser.add_argument('checkpoint', help='the trained checkpoint')
-    parser.add_argument('--out-dir',
-                        help='where to write (default: beside CHECKPOINT)')
-    parser.add_argument('--size', type=int, default=640,
-                        help='square size of the check image')
-    parser.add_argument('--atol', type=float, default=1e-4,
-                        help='largest allowed output difference')
+    parser.add_argument(
+        '--out-dir', help='where to write (default: beside CHECKPOINT)')
+    parser.add_argument(
+        '--size', type=int, default=640, help='square size of the check image')
+    parser.add_argument(
+        '--atol',
+        type=float,
+        default=1e-4,
+        help='largest allowed output difference')
     parser.add_argument('--device', default='cpu')
     return parser.parse_args(argv)
 
@@ -53,9 +56,12 @@ def check_inputs(size: int, device: str):
     """A fixed random image in [0, 1] (RT-DETR's input range) + its meta."""
     generator = torch.Generator().manual_seed(0)
     inputs = torch.rand(1, 3, size, size, generator=generator).to(device)
-    meta = dict(img_shape=(size, size), ori_shape=(size, size),
-                pad_shape=(size, size), batch_input_shape=(size, size),
-                scale_factor=(1.0, 1.0))
+    meta = dict(
+        img_shape=(size, size),
+        ori_shape=(size, size),
+        pad_shape=(size, size),
+        batch_input_shape=(size, size),
+        scale_factor=(1.0, 1.0))
     return inputs, [DetDataSample(metainfo=meta)]
 
 
@@ -92,8 +98,8 @@ def main(argv=None):
     cfg.model.backbone.pop('init_cfg', None)
 
     model = MODELS.build(copy.deepcopy(cfg.model)).to(args.device)
-    checkpoint = load_checkpoint(model, args.checkpoint,
-                                 map_location='cpu', strict=True)
+    checkpoint = load_checkpoint(
+        model, args.checkpoint, map_location='cpu', strict=True)
     model.eval()
     params_before = sum(p.numel() for p in model.parameters()) / 1e6
     inputs, samples = check_inputs(args.size, args.device)
@@ -111,8 +117,8 @@ def main(argv=None):
     cfg_path = out_dir / f'{Path(args.config).stem}_deploy.py'
     changed = set_deploy(cfg.model)
     cfg.load_from = str(ckpt_path)
-    meta = dict(checkpoint.get('meta', {}) if isinstance(checkpoint, dict)
-                else {})
+    meta = dict(
+        checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {})
     meta.update(deploy=True, deploy_source=str(args.checkpoint))
     torch.save(dict(meta=meta, state_dict=model.state_dict()), ckpt_path)
 

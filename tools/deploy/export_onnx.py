@@ -44,37 +44,56 @@ def parse_args(argv=None):
         'and check it against PyTorch')
     parser.add_argument('config')
     parser.add_argument('checkpoint', help='train-form or deploy-form')
-    parser.add_argument('--out', help='the .onnx file (default: beside '
-                        'CHECKPOINT, named after it)')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input height and width, multiples of 32 '
-                        "(default: the config's test Resize scale)")
+    parser.add_argument(
+        '--out',
+        help='the .onnx file (default: beside '
+        'CHECKPOINT, named after it)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input height and width, multiples of 32 '
+        "(default: the config's test Resize scale)")
     batch = parser.add_mutually_exclusive_group()
-    batch.add_argument('--batch', type=int, default=1,
-                       help='fixed batch size (default 1)')
-    batch.add_argument('--dynamic-batch', action='store_true',
-                       help='any batch size at run time')
-    parser.add_argument('--opset', type=int, default=17,
-                        help='ONNX opset (>= 16: GridSample; 17: '
-                        'LayerNormalization in one op)')
-    parser.add_argument('--input-dtype', choices=sorted(INPUT_DTYPES),
-                        default='uint8')
-    parser.add_argument('--simplify', action='store_true',
-                        help='simplify the graph with onnxslim (installed '
-                        'separately: pip install onnxslim)')
-    parser.add_argument('--no-check', dest='check', action='store_false',
-                        help='skip the ONNX Runtime vs PyTorch check')
+    batch.add_argument(
+        '--batch', type=int, default=1, help='fixed batch size (default 1)')
+    batch.add_argument(
+        '--dynamic-batch',
+        action='store_true',
+        help='any batch size at run time')
+    parser.add_argument(
+        '--opset',
+        type=int,
+        default=17,
+        help='ONNX opset (>= 16: GridSample; 17: '
+        'LayerNormalization in one op)')
+    parser.add_argument(
+        '--input-dtype', choices=sorted(INPUT_DTYPES), default='uint8')
+    parser.add_argument(
+        '--simplify',
+        action='store_true',
+        help='simplify the graph with onnxslim (installed '
+        'separately: pip install onnxslim)')
+    parser.add_argument(
+        '--no-check',
+        dest='check',
+        action='store_false',
+        help='skip the ONNX Runtime vs PyTorch check')
     parser.add_argument('--score-tol', type=float, default=1e-4)
-    parser.add_argument('--box-tol', type=float, default=0.5,
-                        help='in pixels of the original image')
+    parser.add_argument(
+        '--box-tol',
+        type=float,
+        default=0.5,
+        help='in pixels of the original image')
     add_unsafe_load_arg(parser)
     return parser.parse_args(argv)
 
 
 def test_resize_shape(cfg):
     """(H, W) of the fixed-size Resize in the config's test pipeline."""
-    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get(
-        'pipeline', [])
+    pipeline = cfg.get('test_dataloader', {}).get('dataset',
+                                                  {}).get('pipeline', [])
     for step in pipeline:
         if step.get('type') == 'Resize' and not step.get('keep_ratio', True):
             width, height = step['scale']  # mmcv scales are (w, h)
@@ -117,19 +136,26 @@ def main(argv=None):
               'parameters')
     out = Path(args.out or Path(args.checkpoint).with_suffix('.onnx'))
     start = time.perf_counter()
-    export_onnx(model, out, shape, batch=args.batch,
-                dynamic_batch=args.dynamic_batch, opset=args.opset,
-                input_dtype=args.input_dtype)
+    export_onnx(
+        model,
+        out,
+        shape,
+        batch=args.batch,
+        dynamic_batch=args.dynamic_batch,
+        opset=args.opset,
+        input_dtype=args.input_dtype)
     if args.simplify:
         simplify(out)
-    write_metadata(out, dict(
-        classes=json.dumps(class_names(cfg)),
-        input_shape=json.dumps(list(shape)),
-        input_dtype=args.input_dtype,
-        batch='dynamic' if args.dynamic_batch else str(args.batch),
-        config=Path(args.config).name,
-        checkpoint=Path(args.checkpoint).name,
-        rtdetr_mm_version=rtdetr_mm.__version__))
+    write_metadata(
+        out,
+        dict(
+            classes=json.dumps(class_names(cfg)),
+            input_shape=json.dumps(list(shape)),
+            input_dtype=args.input_dtype,
+            batch='dynamic' if args.dynamic_batch else str(args.batch),
+            config=Path(args.config).name,
+            checkpoint=Path(args.checkpoint).name,
+            rtdetr_mm_version=rtdetr_mm.__version__))
     size_mb = out.stat().st_size / 2**20
     print(f'exported {out} ({size_mb:.1f} MB, opset {args.opset}, input '
           f'{args.input_dtype} {shape[0]}x{shape[1]}, batch '

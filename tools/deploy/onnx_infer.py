@@ -33,11 +33,15 @@ def parse_args(argv=None):
         description='detect objects with an exported ONNX model')
     parser.add_argument('model', help='the .onnx file')
     parser.add_argument('images', nargs='+', help='image files')
-    parser.add_argument('--out-dir', help='draw the detections and write '
-                        'results.json here')
+    parser.add_argument(
+        '--out-dir', help='draw the detections and write '
+        'results.json here')
     parser.add_argument('--score-thr', type=float, default=0.3)
-    parser.add_argument('--threads', type=int, default=0,
-                        help='ONNX Runtime intra-op threads (0: all cores)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=0,
+        help='ONNX Runtime intra-op threads (0: all cores)')
     return parser.parse_args(argv)
 
 
@@ -58,11 +62,11 @@ def read_rgb(path: str) -> np.ndarray:
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if cv2 is not None:
-        return cv2.resize(image, (width, height),
-                          interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(
+            image, (width, height), interpolation=cv2.INTER_LINEAR)
     from PIL import Image
-    return np.asarray(Image.fromarray(image).resize((width, height),
-                                                    Image.BILINEAR))
+    return np.asarray(
+        Image.fromarray(image).resize((width, height), Image.BILINEAR))
 
 
 class Detector:
@@ -85,8 +89,8 @@ class Detector:
         self.batch = None if batch == 'dynamic' else int(batch)
 
     def class_name(self, label: int) -> str:
-        return (self.classes[label] if label < len(self.classes) else
-                str(label))
+        return (self.classes[label]
+                if label < len(self.classes) else str(label))
 
     def __call__(self, images):
         """Detections (labels, boxes, scores) of each RGB image."""
@@ -96,12 +100,13 @@ class Detector:
             chunk = list(images[start:start + step])
             real = len(chunk)
             chunk += chunk[-1:] * (step - real)  # a fixed batch is filled
-            pixels = np.stack([resize(img, self.height, self.width)
-                               for img in chunk]).transpose(0, 3, 1, 2)
+            pixels = np.stack([
+                resize(img, self.height, self.width) for img in chunk
+            ]).transpose(0, 3, 1, 2)
             orig_sizes = np.array([img.shape[:2] for img in chunk], np.int64)
             labels, boxes, scores = self.session.run(
-                None, dict(images=pixels.astype(self.dtype),
-                           orig_sizes=orig_sizes))
+                None,
+                dict(images=pixels.astype(self.dtype), orig_sizes=orig_sizes))
             results += list(zip(labels, boxes, scores))[:real]
         return results
 
@@ -117,8 +122,8 @@ def draw(image: np.ndarray, detections, detector: Detector) -> np.ndarray:
             x1, y1, x2, y2 = (int(round(v)) for v in det['box'])
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
             cv2.putText(canvas, f"{det['class']} {det['score']:.2f}",
-                        (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.4, colour, 1, cv2.LINE_AA)
+                        (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        colour, 1, cv2.LINE_AA)
         return canvas
     from PIL import Image, ImageDraw
     canvas = Image.fromarray(image)
@@ -127,7 +132,8 @@ def draw(image: np.ndarray, detections, detector: Detector) -> np.ndarray:
         colour = tuple(int(c) for c in palette[det['label']])
         pen.rectangle(det['box'], outline=colour, width=2)
         pen.text((det['box'][0], max(det['box'][1] - 12, 0)),
-                 f"{det['class']} {det['score']:.2f}", fill=colour)
+                 f"{det['class']} {det['score']:.2f}",
+                 fill=colour)
     return np.asarray(canvas)
 
 
@@ -155,8 +161,8 @@ def main(argv=None):
             'class': detector.class_name(int(label)),
             'score': round(float(score), 5),
             'box': [round(float(v), 2) for v in box]
-        } for label, box, score in zip(labels[keep], boxes[keep],
-                                       scores[keep])]
+        } for label, box, score in zip(labels[keep], boxes[keep], scores[keep])
+                      ]
         print(f'{path}: {len(detections)} detection(s) with score >= '
               f'{args.score_thr}')
         for det in detections:

@@ -45,8 +45,12 @@ from rtdetr_mm.utils import CheckpointFileError, read_checkpoint
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # block counts per stage -> depth (bottleneck blocks have a branch2c)
-_DEPTHS = {((2, 2, 2, 2), False): 18, ((3, 4, 6, 3), False): 34,
-           ((3, 4, 6, 3), True): 50, ((3, 4, 23, 3), True): 101}
+_DEPTHS = {
+    ((2, 2, 2, 2), False): 18,
+    ((3, 4, 6, 3), False): 34,
+    ((3, 4, 6, 3), True): 50,
+    ((3, 4, 23, 3), True): 101
+}
 
 
 def infer_depth(state_dict: Dict[str, Tensor]) -> int:
@@ -90,11 +94,11 @@ def check_against_model(state_dict: Dict[str, Tensor],
 def build_model_state(config: str,
                       backbone_only: bool = False) -> Dict[str, Tensor]:
     """State dict of the model (or its backbone) described by ``config``."""
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import rtdetr_mm  # noqa: F401  (registers the modules)
-    from mmdet.registry import MODELS
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     cfg.model.backbone.init_cfg = None
@@ -119,20 +123,25 @@ def check_layout(src: str, state_dict: Dict[str, Tensor], version: str,
                  backbone_only: bool) -> None:
     """Refuse a checkpoint of another kind than the flags say, naming it."""
     layout = describe_layout(state_dict)
-    wanted = ('official ImageNet PResNet backbone' if backbone_only else
-              f'official RT-DETR {version} detector')
+    wanted = ('official ImageNet PResNet backbone'
+              if backbone_only else f'official RT-DETR {version} detector')
     if layout == wanted:
         return
     advice = {
-        'official ImageNet PResNet backbone': 'add --backbone-only',
-        'official RT-DETR v1 detector': 'drop --backbone-only and pass '
+        'official ImageNet PResNet backbone':
+        'add --backbone-only',
+        'official RT-DETR v1 detector':
+        'drop --backbone-only and pass '
         '--version v1',
-        'official RT-DETR v2 detector': 'drop --backbone-only and pass '
+        'official RT-DETR v2 detector':
+        'drop --backbone-only and pass '
         '--version v2',
-        'rtdetr_mm detector': 'it needs no conversion: use it as load_from '
+        'rtdetr_mm detector':
+        'it needs no conversion: use it as load_from '
         'or with tools/test.py',
-    }.get(layout, 'expected keys under backbone./encoder./decoder. (a '
-          'detector) or conv1./res_layers. (an ImageNet PResNet)')
+    }.get(
+        layout, 'expected keys under backbone./encoder./decoder. (a '
+        'detector) or conv1./res_layers. (an ImageNet PResNet)')
     raise ValueError(f'{src} is an {layout} checkpoint, not an {wanted} '
                      f'one ({len(state_dict)} keys, e.g. '
                      f'{sorted(state_dict)[:3]}): {advice}')
@@ -160,8 +169,8 @@ def convert(src: str,
     if config is None:
         depth = infer_depth(state_dict)
         config = osp.join(REPO_ROOT, 'configs', f'rtdetr_r{depth}vd_coco.py')
-    converted = check_against_model(
-        converted, build_model_state(config, backbone_only))
+    converted = check_against_model(converted,
+                                    build_model_state(config, backbone_only))
     meta = dict(
         source=osp.basename(src),
         source_layout=f'official RT-DETR {version} ({where})',
@@ -179,19 +188,24 @@ def parse_args(argv=None):
     parser.add_argument('src', help='official checkpoint (.pth)')
     parser.add_argument('dst', help='output rtdetr_mm checkpoint (.pth)')
     parser.add_argument(
-        '--version', choices=['v1', 'v2'], default='v1',
+        '--version',
+        choices=['v1', 'v2'],
+        default='v1',
         help='official code base: v1 = rtdetr_pytorch, v2 = rtdetrv2_pytorch')
     parser.add_argument(
-        '--backbone-only', action='store_true',
+        '--backbone-only',
+        action='store_true',
         help='SRC is an official ImageNet PResNet checkpoint: write the '
         "weights of the config's backbone only")
     parser.add_argument(
-        '--unsafe-load', action='store_true',
+        '--unsafe-load',
+        action='store_true',
         help='read SRC with weights_only=False (only for a file you trust: '
         'a malicious checkpoint runs code). Default: refuse anything but '
         'tensors and plain containers, naming what the file wanted')
     parser.add_argument(
-        '--config', default=None,
+        '--config',
+        default=None,
         help='rtdetr_mm config of the model (default: '
         'configs/rtdetr_r{depth}vd_coco.py, depth read from the checkpoint)')
     return parser.parse_args(argv)

@@ -73,8 +73,7 @@ model = dict(
                 dropout=0.0,
                 batch_first=True),
             ffn_cfg=dict(
-                embed_dims=embed_dims,
-                feedforward_channels=1024,
+                embed_dims=embed_dims, feedforward_channels=1024,
                 ffn_drop=0.0))),
     bbox_head=dict(
         type='RTDETRHead',
@@ -98,8 +97,12 @@ model = dict(
         assigner=dict(
             type='HungarianAssigner',
             match_costs=[
-                dict(type='FocalLossCost', weight=2.0, alpha=0.25, gamma=2.0,
-                     eps=1e-8),
+                dict(
+                    type='FocalLossCost',
+                    weight=2.0,
+                    alpha=0.25,
+                    gamma=2.0,
+                    eps=1e-8),
                 dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
                 dict(type='IoUCost', iou_mode='giou', weight=2.0)
             ])),

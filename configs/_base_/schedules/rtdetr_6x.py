@@ -28,11 +28,7 @@ optim_wrapper = dict(
 # learning rate is constant afterwards.
 param_scheduler = [
     dict(
-        type='LinearLR',
-        start_factor=0.001,
-        by_epoch=False,
-        begin=0,
-        end=2000)
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=2000)
 ]
 
 # ModelEMA(decay=0.9999, warmups=2000): decay_t = 0.9999 * (1 - exp(-t/2000))

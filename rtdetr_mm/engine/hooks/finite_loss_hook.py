@@ -10,7 +10,6 @@ import math
 from typing import Optional
 
 import torch
-
 from mmdet.engine.hooks import CheckInvalidLossHook
 from mmdet.registry import HOOKS
 
@@ -35,9 +34,11 @@ class FiniteLossHook(CheckInvalidLossHook):
                          outputs: Optional[dict] = None) -> None:
         if not outputs or not self.every_n_train_iters(runner, self.interval):
             return
-        values = {name: value.detach().item() if torch.is_tensor(value)
-                  else float(value)
-                  for name, value in outputs.items() if 'loss' in name}
+        values = {
+            name:
+            value.detach().item() if torch.is_tensor(value) else float(value)
+            for name, value in outputs.items() if 'loss' in name
+        }
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
             terms = ', '.join(f'{name}={value}' for name, value in bad.items())

@@ -12,16 +12,18 @@ from typing import Optional
 
 import numpy as np
 import torch
+from mmdet.registry import HOOKS
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmdet.registry import HOOKS
 
 
 def capture_random_state() -> dict:
     """The current states of Python's, numpy's and torch's generators."""
-    state = dict(python=random.getstate(), numpy=np.random.get_state(),
-                 torch=torch.get_rng_state())
+    state = dict(
+        python=random.getstate(),
+        numpy=np.random.get_state(),
+        torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -83,10 +85,12 @@ class RandomStateHook(Hook):
         if not runner._resume or states is None:
             return  # load_from (fine-tuning) keeps the run's own seed
         if len(states) != get_world_size():
-            print_log(f'RandomStateHook: the checkpoint holds RNG states of '
-                      f'{len(states)} ranks but {get_world_size()} run now; '
-                      'resuming with freshly seeded generators', 'current',
-                      level=30)
+            print_log(
+                f'RandomStateHook: the checkpoint holds RNG states of '
+                f'{len(states)} ranks but {get_world_size()} run now; '
+                'resuming with freshly seeded generators',
+                'current',
+                level=30)
             return
         self._state = states[get_rank()]
         self._state_iter = checkpoint['meta']['iter']

@@ -10,11 +10,11 @@ hook sets the slope on the model and on every EMA copy.
 import math
 from typing import Iterator, Optional
 
+from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
-from mmdet.registry import HOOKS
 from torch import nn
 
 from ...models.backbones.vanillanet import VanillaNet
@@ -73,8 +73,9 @@ class VanillaNetDeepTrainingHook(Hook):
             raise ValueError(f'{name}: decay_iters={decay_iters!r} needs '
                              'by_epoch=False (a per-iteration schedule)')
         length = decay_epochs if decay_iters is None else decay_iters
-        if isinstance(length, bool) or not isinstance(
-                length, (int, float)) or length <= 0:
+        if isinstance(length,
+                      bool) or not isinstance(length,
+                                              (int, float)) or length <= 0:
             raise ValueError(f'{name}: the schedule length must be a '
                              f'positive number, got {length!r}')
         if schedule not in self.SCHEDULES:
@@ -114,8 +115,10 @@ class VanillaNetDeepTrainingHook(Hook):
                 yield ema
 
     def _backbones(self, runner):
-        found = [m for target in self._targets(runner)
-                 for m in target.modules() if isinstance(m, VanillaNet)]
+        found = [
+            m for target in self._targets(runner) for m in target.modules()
+            if isinstance(m, VanillaNet)
+        ]
         if not found:
             raise RuntimeError(f'{type(self).__name__}: the model has no '
                                'VanillaNet module to schedule')
@@ -125,8 +128,8 @@ class VanillaNetDeepTrainingHook(Hook):
         for backbone in self._backbones(runner):
             backbone.act_learn = value
         # not resumed from checkpoints: it is derived from the counter
-        runner.message_hub.update_scalar('train/act_learn', value,
-                                         resumed=False)
+        runner.message_hub.update_scalar(
+            'train/act_learn', value, resumed=False)
 
     def _starts_from_pretrained(self, runner) -> bool:
         model = runner.model.module if is_model_wrapper(
@@ -136,11 +139,12 @@ class VanillaNetDeepTrainingHook(Hook):
                 continue
             cfgs = backbone.init_cfg
             cfgs = cfgs if isinstance(cfgs, list) else [cfgs]
-            if any(isinstance(c, dict) and c.get('type') == 'Pretrained'
-                   for c in cfgs):
+            if any(
+                    isinstance(c, dict) and c.get('type') == 'Pretrained'
+                    for c in cfgs):
                 return True
-        return bool(getattr(runner, '_load_from', None)) and not getattr(
-            runner, '_resume', False)
+        return bool(getattr(runner, '_load_from',
+                            None)) and not getattr(runner, '_resume', False)
 
     # ------------------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -157,7 +161,8 @@ class VanillaNetDeepTrainingHook(Hook):
             print_log(
                 f'{type(self).__name__}: training starts from pretrained '
                 'weights (trained to act_learn=1); the deep-training '
-                'schedule is off', logger='current')
+                'schedule is off',
+                logger='current')
             return
         self._set(runner, self.value_at(self._progress(runner)))
 
@@ -165,10 +170,14 @@ class VanillaNetDeepTrainingHook(Hook):
         if self.active and self.by_epoch:
             value = self.value_at(self._progress(runner))
             self._set(runner, value)
-            print_log(f'{type(self).__name__}: epoch {runner.epoch}, '
-                      f'act_learn {value:.4f}', logger='current')
+            print_log(
+                f'{type(self).__name__}: epoch {runner.epoch}, '
+                f'act_learn {value:.4f}',
+                logger='current')
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         if self.active and not self.by_epoch:
             self._set(runner, self.value_at(self._progress(runner)))

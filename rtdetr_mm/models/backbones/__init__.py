@@ -2,6 +2,6 @@
 from .fasternet import FasterNet  # noqa: F401
 from .mobilenetv4 import MobileNetV4  # noqa: F401
 from .presnet_vd import PResNetV1d  # noqa: F401
-from .riformer import RIFormer  # noqa: F401
 from .revcol import RevCol  # noqa: F401
+from .riformer import RIFormer  # noqa: F401
 from .vanillanet import VanillaNet  # noqa: F401

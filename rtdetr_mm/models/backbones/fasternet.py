@@ -23,12 +23,12 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_activation_layer
+from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from timm.models.fasternet import FasterNet as TimmFasterNet
 from timm.models.fasternet import PatchMerging
 from torch import nn
 
-from mmdet.registry import MODELS
 from ..utils import (PyramidBackboneMixin, check_frozen_stages,
                      fuse_conv_norm_in, normalize_out_indices, resolve_arch)
 
@@ -108,18 +108,30 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
         (80, 160, 320)
     """
     arch_settings: Dict[str, dict] = {
-        't0': dict(embed_dims=40, depths=(1, 2, 8, 2),
-                   act_cfg=dict(type='GELU')),
-        't1': dict(embed_dims=64, depths=(1, 2, 8, 2),
-                   act_cfg=dict(type='GELU')),
-        't2': dict(embed_dims=96, depths=(1, 2, 8, 2),
-                   act_cfg=dict(type='ReLU', inplace=True)),
-        's': dict(embed_dims=128, depths=(1, 2, 13, 2),
-                  act_cfg=dict(type='ReLU', inplace=True)),
-        'm': dict(embed_dims=144, depths=(3, 4, 18, 3),
-                  act_cfg=dict(type='ReLU', inplace=True)),
-        'l': dict(embed_dims=192, depths=(3, 4, 18, 3),
-                  act_cfg=dict(type='ReLU', inplace=True)),
+        't0':
+        dict(embed_dims=40, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
+        't1':
+        dict(embed_dims=64, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
+        't2':
+        dict(
+            embed_dims=96,
+            depths=(1, 2, 8, 2),
+            act_cfg=dict(type='ReLU', inplace=True)),
+        's':
+        dict(
+            embed_dims=128,
+            depths=(1, 2, 13, 2),
+            act_cfg=dict(type='ReLU', inplace=True)),
+        'm':
+        dict(
+            embed_dims=144,
+            depths=(3, 4, 18, 3),
+            act_cfg=dict(type='ReLU', inplace=True)),
+        'l':
+        dict(
+            embed_dims=192,
+            depths=(3, 4, 18, 3),
+            act_cfg=dict(type='ReLU', inplace=True)),
     }
     # Classifier heads: official (avgpool_pre_head.1 + head) and timm's.
     ignored_checkpoint_keys = (
@@ -180,8 +192,9 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
             modules.append([stage] if norm is None else [stage, norm])
         return modules
 
-    def convert_checkpoint(self, state_dict: Dict[str, torch.Tensor]
-                           ) -> Dict[str, torch.Tensor]:
+    def convert_checkpoint(
+            self, state_dict: Dict[str,
+                                   torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Map a checkpoint onto this module's (timm's) layout.
 
         An official release file is recognised by its merging-layer keys
@@ -195,12 +208,15 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
         ``ignored_checkpoint_keys``.
         """
         if any(_OFFICIAL_LAYOUT.match(key) for key in state_dict):
-            state_dict = {_official_key_to_timm(k): v
-                          for k, v in state_dict.items()}
+            state_dict = {
+                _official_key_to_timm(k): v
+                for k, v in state_dict.items()
+            }
         state_dict = self.drop_unbuilt_modules(
-            state_dict, [f'norm{i}' for i in range(len(self.stages))
-                         if i not in self.out_indices],
-            'output norms of stages out_indices does not return')
+            state_dict, [
+                f'norm{i}'
+                for i in range(len(self.stages)) if i not in self.out_indices
+            ], 'output norms of stages out_indices does not return')
         return self.keep_absent_modules(
             state_dict, [f'norm{i}' for i in self.out_indices],
             'classification checkpoints have no detection output norms')

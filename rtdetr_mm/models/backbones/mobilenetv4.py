@@ -37,8 +37,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_bn_conv,
-                     fuse_conv_norm_in,
-                     normalize_out_indices, resolve_arch)
+                     fuse_conv_norm_in, normalize_out_indices, resolve_arch)
 
 TIMM_HUB_SCHEME = 'timm://'
 
@@ -49,8 +48,8 @@ _CONV_NORM_PAIRS = (
     (ConvNormAct, (('conv', 'bn'), )),
     (ConvBnAct, (('conv', 'bn1'), )),
     (EdgeResidual, (('conv_exp', 'bn1'), ('conv_pwl', 'bn2'))),
-    (MultiQueryAttention2d, (('key.down_conv', 'key.norm'),
-                             ('value.down_conv', 'value.norm'))),
+    (MultiQueryAttention2d, (('key.down_conv', 'key.norm'), ('value.down_conv',
+                                                             'value.norm'))),
 )
 
 
@@ -71,8 +70,8 @@ def _prenorm_is_foldable(block: MobileAttention) -> bool:
     """
     attn = block.attn
     return (isinstance(attn, MultiQueryAttention2d)
-            and isinstance(block.norm, _BatchNorm)
-            and attn.kv_stride == 1 and not attn.has_query_strides)
+            and isinstance(block.norm, _BatchNorm) and attn.kv_stride == 1
+            and not attn.has_query_strides)
 
 
 @CheckpointLoader.register_scheme(prefixes=TIMM_HUB_SCHEME)
@@ -117,8 +116,10 @@ def load_from_timm_hub(filename: str,
             'HF_HUB_OFFLINE=1 timm reads it without network retries), or '
             'save the model\'s state_dict() with torch.save and pass that '
             'file as the checkpoint instead.') from error
-    return {k: v.to(map_location or 'cpu')
-            for k, v in model.state_dict().items()}
+    return {
+        k: v.to(map_location or 'cpu')
+        for k, v in model.state_dict().items()
+    }
 
 
 @MODELS.register_module()
@@ -190,34 +191,67 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
     # for stages 1..3, the last block of blocks.3 for stage 4);
     # head_channels: timm's 1x1 head conv (blocks.4).
     arch_settings = {
-        'conv_small': dict(timm_model='mobilenetv4_conv_small',
-                           channels=(32, 64, 96, 128), head_channels=960),
-        'conv_medium': dict(timm_model='mobilenetv4_conv_medium',
-                            channels=(48, 80, 160, 256), head_channels=960),
-        'conv_large': dict(timm_model='mobilenetv4_conv_large',
-                           channels=(48, 96, 192, 512), head_channels=960),
-        'hybrid_medium': dict(timm_model='mobilenetv4_hybrid_medium',
-                              channels=(48, 80, 160, 256), head_channels=960),
-        'hybrid_large': dict(timm_model='mobilenetv4_hybrid_large',
-                             channels=(48, 96, 192, 512), head_channels=960),
+        'conv_small':
+        dict(
+            timm_model='mobilenetv4_conv_small',
+            channels=(32, 64, 96, 128),
+            head_channels=960),
+        'conv_medium':
+        dict(
+            timm_model='mobilenetv4_conv_medium',
+            channels=(48, 80, 160, 256),
+            head_channels=960),
+        'conv_large':
+        dict(
+            timm_model='mobilenetv4_conv_large',
+            channels=(48, 96, 192, 512),
+            head_channels=960),
+        'hybrid_medium':
+        dict(
+            timm_model='mobilenetv4_hybrid_medium',
+            channels=(48, 80, 160, 256),
+            head_channels=960),
+        'hybrid_large':
+        dict(
+            timm_model='mobilenetv4_hybrid_large',
+            channels=(48, 96, 192, 512),
+            head_channels=960),
         # timm's further variants: width multipliers, anti-aliased convs.
-        'conv_small_035': dict(timm_model='mobilenetv4_conv_small_035',
-                               channels=(16, 24, 32, 48), head_channels=336),
-        'conv_small_050': dict(timm_model='mobilenetv4_conv_small_050',
-                               channels=(16, 32, 48, 64), head_channels=480),
-        'conv_aa_medium': dict(timm_model='mobilenetv4_conv_aa_medium',
-                               channels=(48, 80, 160, 256), head_channels=960),
-        'conv_blur_medium': dict(timm_model='mobilenetv4_conv_blur_medium',
-                                 channels=(48, 80, 160, 256),
-                                 head_channels=960),
-        'conv_aa_large': dict(timm_model='mobilenetv4_conv_aa_large',
-                              channels=(48, 96, 192, 512), head_channels=960),
-        'hybrid_medium_075': dict(timm_model='mobilenetv4_hybrid_medium_075',
-                                  channels=(40, 64, 120, 192),
-                                  head_channels=720),
-        'hybrid_large_075': dict(timm_model='mobilenetv4_hybrid_large_075',
-                                 channels=(40, 72, 144, 384),
-                                 head_channels=720),
+        'conv_small_035':
+        dict(
+            timm_model='mobilenetv4_conv_small_035',
+            channels=(16, 24, 32, 48),
+            head_channels=336),
+        'conv_small_050':
+        dict(
+            timm_model='mobilenetv4_conv_small_050',
+            channels=(16, 32, 48, 64),
+            head_channels=480),
+        'conv_aa_medium':
+        dict(
+            timm_model='mobilenetv4_conv_aa_medium',
+            channels=(48, 80, 160, 256),
+            head_channels=960),
+        'conv_blur_medium':
+        dict(
+            timm_model='mobilenetv4_conv_blur_medium',
+            channels=(48, 80, 160, 256),
+            head_channels=960),
+        'conv_aa_large':
+        dict(
+            timm_model='mobilenetv4_conv_aa_large',
+            channels=(48, 96, 192, 512),
+            head_channels=960),
+        'hybrid_medium_075':
+        dict(
+            timm_model='mobilenetv4_hybrid_medium_075',
+            channels=(40, 64, 120, 192),
+            head_channels=720),
+        'hybrid_large_075':
+        dict(
+            timm_model='mobilenetv4_hybrid_large_075',
+            channels=(40, 72, 144, 384),
+            head_channels=720),
     }
     # timm's classification head; blocks.4 is added when it is not used.
     head_keys = r'^(conv_head|norm_head|classifier)\.'
@@ -269,8 +303,8 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
         # pyramid stage k (1..4) ends after blocks[stage_ends[k - 1]]
         self.stage_ends = (0, 1, 2, len(self.blocks) - 1)
         self.ignored_checkpoint_keys = (
-            self.head_keys if with_head_conv else
-            self.head_keys + r'|^blocks\.4\.')
+            self.head_keys if with_head_conv else self.head_keys +
+            r'|^blocks\.4\.')
 
         if deploy:
             self.switch_to_deploy()
@@ -279,7 +313,8 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
     def stage_modules(self) -> List[Union[nn.Module, List[nn.Module]]]:
         """``[stem, stage1, ..., stage4]`` in the order they are frozen."""
         return [[self.conv_stem, self.bn1], self.blocks[0], self.blocks[1],
-                self.blocks[2], list(self.blocks[3:])]
+                self.blocks[2],
+                list(self.blocks[3:])]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, 3, H, W) -> one (B, C_i, H / s_i, W / s_i) map per out index."""
@@ -311,12 +346,11 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
                 if isinstance(module, block_type):
                     for conv_path, norm_path in pairs:
                         self._fold_pair(module, conv_path, norm_path)
-            if isinstance(module, MobileAttention) and _prenorm_is_foldable(
-                    module):
+            if isinstance(module,
+                          MobileAttention) and _prenorm_is_foldable(module):
                 for branch in (module.attn.query, module.attn.key,
                                module.attn.value):
-                    branch.proj = fuse_bn_conv(
-                        module.norm, branch.proj)
+                    branch.proj = fuse_bn_conv(module.norm, branch.proj)
                 module.norm = _without_norm(module.norm)
         self.deploy = True
         self._freeze_stages()

@@ -3,10 +3,10 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from torch import Tensor, nn
-
 from mmdet.models.backbones import ResNetV1d
 from mmdet.registry import MODELS
+from torch import Tensor, nn
+
 from ..utils import (PyramidBackboneMixin, check_frozen_stages,
                      fuse_conv_norm_in, normalize_out_indices)
 from ..utils.rtdetr_official_keys import (describe_layout,
@@ -15,7 +15,8 @@ from ..utils.rtdetr_official_keys import (describe_layout,
 # The ImageNet weights the official RT-DETR recipes start from (converted
 # from Paddle by the RT-DETR authors), by depth.
 OFFICIAL_IMAGENET_WEIGHTS = {
-    depth: 'https://github.com/lyuwenyu/storage/releases/download/v0.1/'
+    depth:
+    'https://github.com/lyuwenyu/storage/releases/download/v0.1/'
     f'ResNet{depth}_vd_{tag}pretrained_from_paddle.pth'
     for depth, tag in ((18, ''), (34, ''), (50, 'ssld_v2_'), (101, 'ssld_'))
 }
@@ -73,8 +74,11 @@ class PResNetV1d(PyramidBackboneMixin, ResNetV1d):
         out_indices = normalize_out_indices(out_indices, 'PResNetV1d')
         check_frozen_stages(frozen_stages, 'PResNetV1d')
         self.deploy = False
-        super().__init__(depth=depth, out_indices=out_indices,
-                         frozen_stages=frozen_stages, **kwargs)
+        super().__init__(
+            depth=depth,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            **kwargs)
         expansion = self.block.expansion
         self.out_channels = tuple(self.base_channels * 2**i * expansion
                                   for i in out_indices)
@@ -146,8 +150,8 @@ class PResNetV1d(PyramidBackboneMixin, ResNetV1d):
         self.deploy = True
         self._freeze_stages()
 
-    def convert_checkpoint(self, state_dict: Dict[str, Tensor]
-                           ) -> Dict[str, Tensor]:
+    def convert_checkpoint(self,
+                           state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Official PResNet keys (``conv1.conv1_1.*``, ``res_layers.*``) ->
         ours; mmdet-layout checkpoints pass unchanged."""
         if describe_layout(state_dict) == 'official ImageNet PResNet backbone':

@@ -14,10 +14,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
+from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdet.registry import MODELS
 from ..utils import (PyramidBackboneMixin, check_frozen_stages,
                      normalize_out_indices, resolve_arch, scale_linear,
                      switch_submodules_to_deploy)
@@ -45,11 +45,14 @@ class ConvNeXtBlock(nn.Module):
             ``pwconv2`` (see :meth:`switch_to_deploy`).
     """
 
-    def __init__(self, channels: int, drop_path: float = 0.,
-                 layer_scale_init: float = 1e-6, deploy: bool = False):
+    def __init__(self,
+                 channels: int,
+                 drop_path: float = 0.,
+                 layer_scale_init: float = 1e-6,
+                 deploy: bool = False):
         super().__init__()
-        self.dwconv = nn.Conv2d(channels, channels, 3, padding=1,
-                                groups=channels)
+        self.dwconv = nn.Conv2d(
+            channels, channels, 3, padding=1, groups=channels)
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         self.pwconv1 = nn.Linear(channels, 4 * channels)
         self.act = nn.GELU()
@@ -93,8 +96,7 @@ class UpBranch(nn.Module):
 
     def forward(self, x: Tensor, size: Sequence[int]) -> Tensor:
         x = self.channel_reschedule(x.permute(0, 2, 3, 1))  # (B, h, w, C)
-        return F.interpolate(x.permute(0, 3, 1, 2), size=size,
-                             mode='nearest')
+        return F.interpolate(x.permute(0, 3, 1, 2), size=size, mode='nearest')
 
 
 class Fusion(nn.Module):
@@ -121,8 +123,11 @@ class Fusion(nn.Module):
 class Level(nn.Module):
     """``F_k(down, up)``: :class:`Fusion` followed by ConvNeXt blocks."""
 
-    def __init__(self, level: int, channels: Sequence[int],
-                 first_column: bool, drop_path_rates: Sequence[float],
+    def __init__(self,
+                 level: int,
+                 channels: Sequence[int],
+                 first_column: bool,
+                 drop_path_rates: Sequence[float],
                  deploy: bool = False):
         super().__init__()
         self.fusion = Fusion(level, channels, first_column)
@@ -145,16 +150,20 @@ class RevColColumn(nn.Module):
     """
     min_alpha = 1e-3
 
-    def __init__(self, channels: Sequence[int], depths: Sequence[int],
-                 first_column: bool, drop_path_rates: Sequence[float],
+    def __init__(self,
+                 channels: Sequence[int],
+                 depths: Sequence[int],
+                 first_column: bool,
+                 drop_path_rates: Sequence[float],
                  deploy: bool = False):
         super().__init__()
         for k in range(NUM_LEVELS):
             start = sum(depths[:k])
             self.register_parameter(
                 f'alpha{k}',
-                nn.Parameter(torch.full((1, channels[k], 1, 1), 0.5),
-                             requires_grad=not first_column))
+                nn.Parameter(
+                    torch.full((1, channels[k], 1, 1), 0.5),
+                    requires_grad=not first_column))
             self.add_module(
                 f'level{k}',
                 Level(k, channels, first_column,
@@ -246,16 +255,36 @@ class RevCol(PyramidBackboneMixin, BaseModule):
         (128, 256, 512)
     """
     arch_settings: Dict[str, dict] = {
-        'tiny': dict(channels=[64, 128, 256, 512], layers=[2, 2, 4, 2],
-                     num_columns=4, drop_path_rate=0.1),
-        'small': dict(channels=[64, 128, 256, 512], layers=[2, 2, 4, 2],
-                      num_columns=8, drop_path_rate=0.3),
-        'base': dict(channels=[72, 144, 288, 576], layers=[1, 1, 3, 2],
-                     num_columns=16, drop_path_rate=0.4),
-        'large': dict(channels=[128, 256, 512, 1024], layers=[1, 2, 6, 2],
-                      num_columns=8, drop_path_rate=0.5),
-        'xlarge': dict(channels=[224, 448, 896, 1792], layers=[1, 2, 6, 2],
-                       num_columns=8, drop_path_rate=0.5),
+        'tiny':
+        dict(
+            channels=[64, 128, 256, 512],
+            layers=[2, 2, 4, 2],
+            num_columns=4,
+            drop_path_rate=0.1),
+        'small':
+        dict(
+            channels=[64, 128, 256, 512],
+            layers=[2, 2, 4, 2],
+            num_columns=8,
+            drop_path_rate=0.3),
+        'base':
+        dict(
+            channels=[72, 144, 288, 576],
+            layers=[1, 1, 3, 2],
+            num_columns=16,
+            drop_path_rate=0.4),
+        'large':
+        dict(
+            channels=[128, 256, 512, 1024],
+            layers=[1, 2, 6, 2],
+            num_columns=8,
+            drop_path_rate=0.5),
+        'xlarge':
+        dict(
+            channels=[224, 448, 896, 1792],
+            layers=[1, 2, 6, 2],
+            num_columns=8,
+            drop_path_rate=0.5),
     }
     ignored_checkpoint_keys = r'^(cls_blocks|decoder_blocks|cls|head)\b'
     min_input_size = 32
@@ -269,8 +298,10 @@ class RevCol(PyramidBackboneMixin, BaseModule):
                  save_memory: bool = True,
                  deploy: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
-                     type='TruncNormal', layer=['Conv2d', 'Linear'],
-                     std=.02, bias=0.)):
+                     type='TruncNormal',
+                     layer=['Conv2d', 'Linear'],
+                     std=.02,
+                     bias=0.)):
         super().__init__(init_cfg=init_cfg)
         settings = resolve_arch(arch, self.arch_settings, 'RevCol')
         channels, layers = settings['channels'], settings['layers']
@@ -299,8 +330,10 @@ class RevCol(PyramidBackboneMixin, BaseModule):
             nn.Conv2d(3, channels[0], kernel_size=4, stride=4),
             LayerNorm2d(channels[0], eps=1e-6))
         num_blocks = sum(layers)  # rates 0 .. drop_path_rate, per block
-        rates = [drop_path_rate * j / max(num_blocks - 1, 1)
-                 for j in range(num_blocks)]
+        rates = [
+            drop_path_rate * j / max(num_blocks - 1, 1)
+            for j in range(num_blocks)
+        ]
         for i in range(num_columns):
             self.add_module(
                 f'subnet{i}',
@@ -313,10 +346,9 @@ class RevCol(PyramidBackboneMixin, BaseModule):
 
     def stage_modules(self) -> List[list]:
         """``[stem, level 0 of every column (+ its alphas), ..., level 3]``."""
-        return [self.stem] + [
-            [column.levels[k] for column in self.columns] +
-            [column.alphas[k] for column in self.columns]
-            for k in range(NUM_LEVELS)]
+        return [self.stem] + [[column.levels[k] for column in self.columns] +
+                              [column.alphas[k] for column in self.columns]
+                              for k in range(NUM_LEVELS)]
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W) -> the last column's levels in ``out_indices``,
@@ -329,8 +361,8 @@ class RevCol(PyramidBackboneMixin, BaseModule):
         x = self.stem(x)  # (B, C0, H/4, W/4)
         # the reversible function only when training: in eval mode (also with
         # grad enabled, as in tracing/export) the plain path runs
-        reversible = (self.save_memory and self.training
-                      and torch.is_grad_enabled())
+        reversible = (
+            self.save_memory and self.training and torch.is_grad_enabled())
         maps = None
         for column in self.columns:
             maps = column(x, maps, reversible)

@@ -30,12 +30,13 @@ LevelFn = Callable[[Tensor, Optional[Tensor]], Tensor]
 NUM_LEVELS = 4
 
 
-def run_column(levels: Sequence[LevelFn],
-               alphas: Sequence[Tensor],
-               x: Tensor,
-               previous: Optional[Sequence[Tensor]],
-               before_level: Optional[Callable[[int], None]] = None
-               ) -> Tuple[Tensor, ...]:
+def run_column(
+    levels: Sequence[LevelFn],
+    alphas: Sequence[Tensor],
+    x: Tensor,
+    previous: Optional[Sequence[Tensor]],
+    before_level: Optional[Callable[[int],
+                                    None]] = None) -> Tuple[Tensor, ...]:
     """Apply one column's four level updates (the plain, storing path).
 
     Args:
@@ -57,8 +58,8 @@ def run_column(levels: Sequence[LevelFn],
         up = None if previous is None or k == NUM_LEVELS - 1 \
             else previous[k + 1]
         update = levels[k](down, up)
-        new.append(update if previous is None else
-                   alphas[k] * previous[k] + update)
+        new.append(update if previous is None else alphas[k] * previous[k] +
+                   update)
     return tuple(new)
 
 
@@ -79,7 +80,8 @@ def _restore_rng(state: Tuple[Tensor, Optional[Tensor]],
 def _autocast_states(device: torch.device) -> dict:
     """Autocast settings of the CPU and of ``device``'s type, to replay."""
     return {
-        device_type: dict(
+        device_type:
+        dict(
             enabled=torch.is_autocast_enabled(device_type),
             dtype=torch.get_autocast_dtype(device_type),
             cache_enabled=torch.is_autocast_cache_enabled())
@@ -104,9 +106,11 @@ class ReversibleColumn(torch.autograd.Function):
         ctx.rng_states = []
         ctx.autocast_states = _autocast_states(device)
         new = run_column(
-            levels, alphas, x, previous,
-            before_level=lambda k: ctx.rng_states.append(
-                _capture_rng(device)))
+            levels,
+            alphas,
+            x,
+            previous,
+            before_level=lambda k: ctx.rng_states.append(_capture_rng(device)))
         ctx.levels, ctx.alphas = levels, alphas
         ctx.param_counts = param_counts
         ctx.first_column = previous is None
@@ -134,8 +138,8 @@ class ReversibleColumn(torch.autograd.Function):
         with ExitStack() as stack:
             stack.enter_context(torch.enable_grad())
             stack.enter_context(
-                torch.random.fork_rng(devices=cuda_devices,
-                                      device_type='cuda'))
+                torch.random.fork_rng(
+                    devices=cuda_devices, device_type='cuda'))
             for device_type, state in ctx.autocast_states.items():
                 stack.enter_context(torch.amp.autocast(device_type, **state))
 
@@ -146,10 +150,8 @@ class ReversibleColumn(torch.autograd.Function):
                     old[k + 1].detach().requires_grad_()
                 old[k + 1:] = [None] * (NUM_LEVELS - k - 1)  # last use
                 update = levels[k](down, up)
-                trainable = [
-                    (i, p) for i, p in enumerate(level_params[k])
-                    if params[starts[k] + i]
-                ]
+                trainable = [(i, p) for i, p in enumerate(level_params[k])
+                             if params[starts[k] + i]]
                 inputs = [down] + ([up] if up is not None else [])
                 if first:
                     output = update
@@ -160,7 +162,9 @@ class ReversibleColumn(torch.autograd.Function):
                     inputs.append(old_k)
                     output = alphas[k] * old_k + update
                 grads = torch.autograd.grad(
-                    output, inputs + [p for _, p in trainable], grad_new[k],
+                    output,
+                    inputs + [p for _, p in trainable],
+                    grad_new[k],
                     allow_unused=True)
                 grad_down, grads = grads[0], list(grads[1:])
                 if k == 0:
@@ -187,13 +191,13 @@ class ReversibleColumn(torch.autograd.Function):
 
         needs = ctx.needs_input_grad
         return (None, None, None, grad_x if needs[3] else None,
-                *(g if needs[4 + k] else None for k, g in enumerate(grad_old)),
-                *grad_params)
+                *(g if needs[4 + k] else None
+                  for k, g in enumerate(grad_old)), *grad_params)
 
 
-def reversible_column(levels: Sequence[nn.Module], alphas: Sequence[Tensor],
-                      x: Tensor, previous: Optional[Sequence[Tensor]]
-                      ) -> Tuple[Tensor, ...]:
+def reversible_column(
+        levels: Sequence[nn.Module], alphas: Sequence[Tensor], x: Tensor,
+        previous: Optional[Sequence[Tensor]]) -> Tuple[Tensor, ...]:
     """``run_column`` with reversible (activation-free) backward.
 
     Same arguments and result as :func:`run_column`; the outputs equal it

@@ -194,9 +194,10 @@ class RIFormer(PyramidBackboneMixin, _MMPretrainRIFormer):
         and keeps output norms that classification checkpoints lack at their
         initialisation (see the class docstring).
         """
-        if not any(k.startswith(('patch_embed.', 'network.'))
-                   for k in state_dict) and any(
-                       k.startswith('backbone.') for k in state_dict):
+        if not any(
+                k.startswith(('patch_embed.', 'network.'))
+                for k in state_dict) and any(
+                    k.startswith('backbone.') for k in state_dict):
             state_dict = select_prefix(state_dict, 'backbone.')
         fused = any('.norm_reparam.' in k for k in state_dict)
         unfused = any('.token_mixer.' in k for k in state_dict)
@@ -211,9 +212,10 @@ class RIFormer(PyramidBackboneMixin, _MMPretrainRIFormer):
                 'keys, the token mixer is folded away): build with '
                 'deploy=True')
         state_dict = self.drop_unbuilt_modules(
-            state_dict, [f'norm{network_index(i)}' for i in range(NUM_STAGES)
-                         if i not in self.out_indices],
-            'output norms of stages out_indices does not return')
+            state_dict, [
+                f'norm{network_index(i)}'
+                for i in range(NUM_STAGES) if i not in self.out_indices
+            ], 'output norms of stages out_indices does not return')
         state_dict = self.keep_absent_modules(
             state_dict, [f'norm{i}' for i in self.network_out_indices],
             'classification checkpoints only carry norm6')

@@ -29,8 +29,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_conv_bn,
-                     merge_sequential_convs,
-                     normalize_out_indices, resolve_arch)
+                     merge_sequential_convs, normalize_out_indices,
+                     resolve_arch)
 
 FAMILY = 'VanillaNet'
 
@@ -55,10 +55,18 @@ class SeriesActivation(nn.Conv2d):
         (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, channels: int, act_num: int, norm_cfg: dict,
+    def __init__(self,
+                 channels: int,
+                 act_num: int,
+                 norm_cfg: dict,
                  deploy: bool = False):
-        super().__init__(channels, channels, 2 * act_num + 1,
-                         padding=act_num, groups=channels, bias=deploy)
+        super().__init__(
+            channels,
+            channels,
+            2 * act_num + 1,
+            padding=act_num,
+            groups=channels,
+            bias=deploy)
         self.act_num = act_num
         self.deploy = deploy
         if not deploy:
@@ -182,8 +190,8 @@ class VanillaBlock(nn.Module):
                 f'VanillaBlock.switch_to_deploy: act_learn is '
                 f'{self.act_learn}; merging conv1 and conv2 is exact only '
                 'at act_learn == 1 (the end of the deep-training schedule)')
-        self.conv = merge_sequential_convs(fuse_conv_bn(*self.conv1),
-                                           fuse_conv_bn(*self.conv2))
+        self.conv = merge_sequential_convs(
+            fuse_conv_bn(*self.conv1), fuse_conv_bn(*self.conv2))
         del self.conv1, self.conv2
         self.act.switch_to_deploy()
         self.deploy = True
@@ -257,18 +265,23 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
     """
 
     arch_settings: Dict[str, dict] = {
-        '5': dict(dims=[512, 1024, 2048, 4096], strides=[2, 2, 2]),
-        '6': dict(dims=[512, 1024, 2048, 4096, 4096], strides=[2, 2, 2, 1]),
+        '5':
+        dict(dims=[512, 1024, 2048, 4096], strides=[2, 2, 2]),
+        '6':
+        dict(dims=[512, 1024, 2048, 4096, 4096], strides=[2, 2, 2, 1]),
         **{
-            str(depth): dict(
+            str(depth):
+            dict(
                 dims=[512, 512, 1024] + [2048] * (depth - 6) + [4096, 4096],
                 strides=[1, 2, 2] + [1] * (depth - 7) + [2, 1])
             for depth in range(7, 14)
         },
-        '13_x1_5': dict(
+        '13_x1_5':
+        dict(
             dims=[768, 768, 1536] + [3072] * 7 + [6144, 6144],
             strides=[1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1]),
-        '13_x1_5_ada_pool': dict(
+        '13_x1_5_ada_pool':
+        dict(
             dims=[768, 768, 1536] + [3072] * 7 + [6144, 6144],
             strides=[1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1],
             ada_pool=True),
@@ -287,15 +300,16 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
                  deploy: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         if init_cfg is None:
-            init_cfg = dict(type='TruncNormal', layer='Conv2d', std=0.02,
-                            bias=0.)
+            init_cfg = dict(
+                type='TruncNormal', layer='Conv2d', std=0.02, bias=0.)
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, dict):
             arch = dict(dict(ada_pool=False), **arch)
-        settings = resolve_arch(arch, {
-            name: dict(dict(ada_pool=False), **value)
-            for name, value in self.arch_settings.items()
-        }, FAMILY)
+        settings = resolve_arch(
+            arch, {
+                name: dict(dict(ada_pool=False), **value)
+                for name, value in self.arch_settings.items()
+            }, FAMILY)
         dims, strides = list(settings['dims']), list(settings['strides'])
         self._check_arch(dims, strides)
         if not isinstance(act_num, int) or act_num < 0:
@@ -308,8 +322,11 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
             raise ValueError(f'{FAMILY}: norm_cfg {norm_cfg} must build a '
                              'BatchNorm with running statistics (BN or '
                              'SyncBN), which switch_to_deploy folds')
-        self.arch_kwargs = dict(arch=settings, in_channels=in_channels,
-                                act_num=act_num, norm_cfg=norm_cfg)
+        self.arch_kwargs = dict(
+            arch=settings,
+            in_channels=in_channels,
+            act_num=act_num,
+            norm_cfg=norm_cfg)
         self.out_indices = normalize_out_indices(out_indices, FAMILY)
         self.frozen_stages = check_frozen_stages(frozen_stages, FAMILY)
         self.norm_eval = norm_eval
@@ -318,25 +335,38 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
 
         # the official ada_pool stem has stride 3 and padding 1
         stem_stride, stem_padding = (3, 1) if self.ada_pool else (4, 0)
-        self.stem = VanillaBlock(in_channels, dims[0], dims[0], act_num,
-                                 norm_cfg, kernel_size=4, stride=stem_stride,
-                                 padding=stem_padding, deploy=deploy)
+        self.stem = VanillaBlock(
+            in_channels,
+            dims[0],
+            dims[0],
+            act_num,
+            norm_cfg,
+            kernel_size=4,
+            stride=stem_stride,
+            padding=stem_padding,
+            deploy=deploy)
         self.stages = nn.ModuleList()
         for i, stride in enumerate(strides):
             pool = None
             if stride == 2:
                 remaining = strides[i + 1:].count(2)
-                pool = (PyramidAdaptiveMaxPool(remaining)
-                        if self.ada_pool else nn.MaxPool2d(2))
+                pool = (
+                    PyramidAdaptiveMaxPool(remaining)
+                    if self.ada_pool else nn.MaxPool2d(2))
             self.stages.append(
-                VanillaBlock(dims[i], dims[i], dims[i + 1], act_num, norm_cfg,
-                             pool=pool, deploy=deploy))
+                VanillaBlock(
+                    dims[i],
+                    dims[i],
+                    dims[i + 1],
+                    act_num,
+                    norm_cfg,
+                    pool=pool,
+                    deploy=deploy))
 
         # pyramid_levels[j]: pyramid stage of layer j (0 = stem)
         self.pyramid_levels = [0]
         for stride in strides:
-            self.pyramid_levels.append(self.pyramid_levels[-1] +
-                                       (stride == 2))
+            self.pyramid_levels.append(self.pyramid_levels[-1] + (stride == 2))
         # the last layer of every pyramid stage
         self.tap_layers = [
             max(j for j, level in enumerate(self.pyramid_levels)
@@ -379,8 +409,10 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
 
     @act_learn.setter
     def act_learn(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(
-                value, (int, float)) or not 0 <= value <= 1:
+        if isinstance(
+                value,
+                bool) or not isinstance(value,
+                                        (int, float)) or not 0 <= value <= 1:
             raise ValueError(f'{FAMILY}: act_learn must be a number in '
                              f'[0, 1] (0: ReLU, 1: identity), got {value!r}')
         if self.deploy and value != 1:
@@ -422,12 +454,12 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
     # ------------------------------------------------------------------
     # official checkpoints
     _STEM_KEYS_TRAIN = ((r'^stem1\.0\.', 'stem.conv1.0.'),
-                        (r'^stem1\.1\.', 'stem.conv1.1.'),
-                        (r'^stem2\.0\.', 'stem.conv2.0.'),
-                        (r'^stem2\.1\.', 'stem.conv2.1.'),
-                        (r'^stem2\.2\.', 'stem.act.'))
-    _STEM_KEYS_DEPLOY = ((r'^stem\.0\.', 'stem.conv.'),
-                         (r'^stem\.1\.', 'stem.act.'))
+                        (r'^stem1\.1\.', 'stem.conv1.1.'), (r'^stem2\.0\.',
+                                                            'stem.conv2.0.'),
+                        (r'^stem2\.1\.', 'stem.conv2.1.'), (r'^stem2\.2\.',
+                                                            'stem.act.'))
+    _STEM_KEYS_DEPLOY = ((r'^stem\.0\.', 'stem.conv.'), (r'^stem\.1\.',
+                                                         'stem.act.'))
 
     def convert_checkpoint(self, state_dict: dict) -> dict:
         """Map an official VanillaNet state dict onto this module.
@@ -467,8 +499,10 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
     def _fuse_state_dict(self, state_dict: dict) -> dict:
         """Deploy-form state dict of a train-form one (same arch)."""
         ignore = re.compile(self.ignored_checkpoint_keys)
-        backbone_keys = {k: v for k, v in state_dict.items()
-                         if not ignore.search(k)}
+        backbone_keys = {
+            k: v
+            for k, v in state_dict.items() if not ignore.search(k)
+        }
         with torch.device('meta'):
             train_model = VanillaNet(**self.arch_kwargs, out_indices=(3, ))
         missing, unexpected = train_model.load_state_dict(

@@ -2,11 +2,10 @@
 from typing import Dict, Optional, Tuple
 
 import torch.nn as nn
-from mmengine.model import bias_init_with_prob, constant_init
-from torch import Tensor
-
 from mmdet.models.dense_heads import DINOHead
 from mmdet.registry import MODELS
+from mmengine.model import bias_init_with_prob, constant_init
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -59,38 +58,36 @@ class RTDETRHead(DINOHead):
         ((1, 2, 5, 3), (1, 2, 5, 4))
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 embed_dims: int = 256,
-                 num_reg_fcs: int = 2,
-                 sync_cls_avg_factor: bool = True,
-                 loss_cls: dict = dict(
-                     type='RTDETRVarifocalLoss',
-                     use_sigmoid=True,
-                     alpha=0.75,
-                     gamma=2.0,
-                     loss_weight=1.0),
-                 loss_bbox: dict = dict(type='L1Loss', loss_weight=5.0),
-                 loss_iou: dict = dict(type='GIoULoss', loss_weight=2.0),
-                 train_cfg: dict = dict(
-                     assigner=dict(
-                         type='HungarianAssigner',
-                         match_costs=[
-                             dict(
-                                 type='FocalLossCost',
-                                 weight=2.0,
-                                 alpha=0.25,
-                                 gamma=2.0,
-                                 eps=1e-8),
-                             dict(
-                                 type='BBoxL1Cost',
-                                 weight=5.0,
-                                 box_format='xywh'),
-                             dict(type='IoUCost', iou_mode='giou', weight=2.0)
-                         ])),
-                 test_cfg: dict = dict(max_per_img=300),
-                 init_cfg: Optional[dict] = None,
-                 **kwargs) -> None:
+    def __init__(
+            self,
+            num_classes: int,
+            embed_dims: int = 256,
+            num_reg_fcs: int = 2,
+            sync_cls_avg_factor: bool = True,
+            loss_cls: dict = dict(
+                type='RTDETRVarifocalLoss',
+                use_sigmoid=True,
+                alpha=0.75,
+                gamma=2.0,
+                loss_weight=1.0),
+            loss_bbox: dict = dict(type='L1Loss', loss_weight=5.0),
+            loss_iou: dict = dict(type='GIoULoss', loss_weight=2.0),
+            train_cfg: dict = dict(
+                assigner=dict(
+                    type='HungarianAssigner',
+                    match_costs=[
+                        dict(
+                            type='FocalLossCost',
+                            weight=2.0,
+                            alpha=0.25,
+                            gamma=2.0,
+                            eps=1e-8),
+                        dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
+                        dict(type='IoUCost', iou_mode='giou', weight=2.0)
+                    ])),
+            test_cfg: dict = dict(max_per_img=300),
+            init_cfg: Optional[dict] = None,
+            **kwargs) -> None:
         super().__init__(
             num_classes=num_classes,
             embed_dims=embed_dims,

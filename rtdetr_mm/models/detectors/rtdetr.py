@@ -3,12 +3,12 @@ from typing import Dict, Optional, Tuple
 
 import torch
 from mmcv.cnn import ConvModule
-from torch import Tensor, nn
-
 from mmdet.models.detectors import DINO, DeformableDETR
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList
 from mmdet.utils import ConfigType, OptConfigType
+from torch import Tensor, nn
+
 from ..layers import RTDETRCdnQueryGenerator, RTDETRTransformerDecoder
 from ..utils import switch_submodules_to_deploy
 
@@ -64,8 +64,9 @@ class RTDETR(DINO):
                  num_feature_levels: int = 3,
                  dn_cfg: OptConfigType = None,
                  **kwargs) -> None:
-        # DINO.__init__ builds mmdet's CdnQueryGenerator and insists on
-        # denoising; RT-DETR builds its own generator, optionally.
+        # Not super().__init__: DINO's runs CdnQueryGenerator(**dn_cfg), which
+        # fails for dn_cfg=None (RT-DETR without denoising) and is not
+        # RT-DETR's generator; everything else DINO adds is built below.
         DeformableDETR.__init__(
             self,
             *args,
@@ -83,8 +84,9 @@ class RTDETR(DINO):
                 f'num_feature_levels={num_feature_levels} levels, got '
                 f'{neck_channels}')
         self.input_proj = nn.ModuleList([
-            ConvModule(c, self.embed_dims, 1, norm_cfg=dict(type='BN'),
-                       act_cfg=None) for c in neck_channels
+            ConvModule(
+                c, self.embed_dims, 1, norm_cfg=dict(type='BN'), act_cfg=None)
+            for c in neck_channels
         ])
         self.dn_query_generator = None
         if dn_cfg is not None:
@@ -139,12 +141,12 @@ class RTDETR(DINO):
         memory = torch.cat(feats, 1)
         spatial_shapes = torch.as_tensor(
             shapes, dtype=torch.long, device=memory.device)
-        level_start_index = torch.cat((
-            spatial_shapes.new_zeros((1, )),
-            spatial_shapes.prod(1).cumsum(0)[:-1]))
+        level_start_index = torch.cat((spatial_shapes.new_zeros(
+            (1, )), spatial_shapes.prod(1).cumsum(0)[:-1]))
         return (dict(feat=memory, spatial_shapes=spatial_shapes),
-                dict(spatial_shapes=spatial_shapes,
-                     level_start_index=level_start_index))
+                dict(
+                    spatial_shapes=spatial_shapes,
+                    level_start_index=level_start_index))
 
     def forward_encoder(self, feat: Tensor, spatial_shapes: Tensor) -> Dict:
         """Identity: the HybridEncoder neck is RT-DETR's encoder.

@@ -1,8 +1,7 @@
 """Contrastive denoising queries as RT-DETR builds them."""
 import torch
-from torch import Tensor, nn
-
 from mmdet.models.layers import CdnQueryGenerator, inverse_sigmoid
+from torch import Tensor, nn
 
 
 class RTDETRCdnQueryGenerator(CdnQueryGenerator):
@@ -34,7 +33,8 @@ class RTDETRCdnQueryGenerator(CdnQueryGenerator):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.label_embedding = nn.Embedding(
-            self.num_classes + 1, self.embed_dims,
+            self.num_classes + 1,
+            self.embed_dims,
             padding_idx=self.num_classes)
 
     def collate_dn_queries(self, input_label_query: Tensor,

@@ -1,9 +1,9 @@
 """CSPRep layer: the fusion block of RT-DETR's CCFM (top-down/bottom-up)."""
 from mmcv.cnn import ConvModule
+from mmdet.utils import ConfigType, OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdet.utils import ConfigType, OptMultiConfig
 from .repvgg_block import RepVGGBlock
 
 
@@ -42,17 +42,21 @@ class CSPRepLayer(BaseModule):
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         hidden = int(out_channels * expansion)
-        self.conv1 = ConvModule(in_channels, hidden, 1, norm_cfg=norm_cfg,
-                                act_cfg=act_cfg)
-        self.conv2 = ConvModule(in_channels, hidden, 1, norm_cfg=norm_cfg,
-                                act_cfg=act_cfg)
+        self.conv1 = ConvModule(
+            in_channels, hidden, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv2 = ConvModule(
+            in_channels, hidden, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.bottlenecks = nn.Sequential(*[
-            RepVGGBlock(hidden, hidden, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                        deploy=deploy) for _ in range(num_blocks)
+            RepVGGBlock(
+                hidden,
+                hidden,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg,
+                deploy=deploy) for _ in range(num_blocks)
         ])
         if hidden != out_channels:
-            self.conv3 = ConvModule(hidden, out_channels, 1,
-                                    norm_cfg=norm_cfg, act_cfg=act_cfg)
+            self.conv3 = ConvModule(
+                hidden, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
         else:
             self.conv3 = nn.Identity()
 

@@ -37,9 +37,14 @@ class BoxDeformableAttention(MultiScaleDeformableAttention):
     in [0, 1], ``spatial_shapes`` (L, 2) as (H, W). Returns (B, Nq, C).
     """
 
-    def forward(self, query: Tensor, value: Tensor, reference_points: Tensor,
-                spatial_shapes: Tensor, level_start_index: Tensor,
-                query_pos: Tensor = None, key_padding_mask: Tensor = None,
+    def forward(self,
+                query: Tensor,
+                value: Tensor,
+                reference_points: Tensor,
+                spatial_shapes: Tensor,
+                level_start_index: Tensor,
+                query_pos: Tensor = None,
+                key_padding_mask: Tensor = None,
                 **kwargs) -> Tensor:
         identity = query
         if query_pos is not None:
@@ -50,8 +55,10 @@ class BoxDeformableAttention(MultiScaleDeformableAttention):
         if key_padding_mask is not None:
             value = value.masked_fill(key_padding_mask[..., None], 0.0)
         value = value.view(bs, num_value, self.num_heads, -1)
-        offsets = self.sampling_offsets(query).view(
-            bs, num_query, self.num_heads, self.num_levels, self.num_points, 2)
+        offsets = self.sampling_offsets(query).view(bs, num_query,
+                                                    self.num_heads,
+                                                    self.num_levels,
+                                                    self.num_points, 2)
         weights = self.attention_weights(query).view(
             bs, num_query, self.num_heads, self.num_levels * self.num_points)
         weights = weights.softmax(-1).view(bs, num_query, self.num_heads,

@@ -1,10 +1,10 @@
 """RepVGG block used by the CSPRep layers of RT-DETR's HybridEncoder."""
 import torch
 from mmcv.cnn import ConvModule, build_activation_layer
+from mmdet.utils import ConfigType, OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdet.utils import ConfigType, OptMultiConfig
 from ..utils import fuse_conv_bn, merge_parallel_convs
 
 
@@ -47,13 +47,25 @@ class RepVGGBlock(BaseModule):
         self.out_channels = out_channels
         self.deploy = deploy
         if deploy:
-            self.conv = nn.Conv2d(in_channels, out_channels, 3, 1, 1,
-                                  bias=True)
+            self.conv = nn.Conv2d(
+                in_channels, out_channels, 3, 1, 1, bias=True)
         else:
-            self.conv1 = ConvModule(in_channels, out_channels, 3, 1, 1,
-                                    norm_cfg=norm_cfg, act_cfg=None)
-            self.conv2 = ConvModule(in_channels, out_channels, 1, 1, 0,
-                                    norm_cfg=norm_cfg, act_cfg=None)
+            self.conv1 = ConvModule(
+                in_channels,
+                out_channels,
+                3,
+                1,
+                1,
+                norm_cfg=norm_cfg,
+                act_cfg=None)
+            self.conv2 = ConvModule(
+                in_channels,
+                out_channels,
+                1,
+                1,
+                0,
+                norm_cfg=norm_cfg,
+                act_cfg=None)
         self.act = build_activation_layer(act_cfg) if act_cfg else \
             nn.Identity()
 

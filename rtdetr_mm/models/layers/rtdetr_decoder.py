@@ -4,11 +4,11 @@ from typing import List, Tuple
 import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmdet.models.layers import (MLP, DeformableDetrTransformerDecoder,
+                                 DeformableDetrTransformerDecoderLayer,
+                                 inverse_sigmoid)
 from torch import Tensor, nn
 
-from mmdet.models.layers import (DeformableDetrTransformerDecoder,
-                                 DeformableDetrTransformerDecoderLayer, MLP,
-                                 inverse_sigmoid)
 from .ms_deform_attn import BoxDeformableAttention
 
 
@@ -126,8 +126,9 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
                 spatial_shapes=spatial_shapes,
                 level_start_index=level_start_index,
                 **kwargs)
-            new_reference_points = (reg_branches[lid](query) + inverse_sigmoid(
-                reference_points, eps=1e-5)).sigmoid()
+            new_reference_points = (
+                reg_branches[lid](query) +
+                inverse_sigmoid(reference_points, eps=1e-5)).sigmoid()
             intermediate.append(query)
             references.append(new_reference_points)
             if not self.training and lid == self.eval_idx:

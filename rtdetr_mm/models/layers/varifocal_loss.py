@@ -2,11 +2,10 @@
 from typing import Optional, Tuple
 
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.models.losses import QualityFocalLoss
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()

@@ -5,12 +5,12 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
-from torch import Tensor, nn
-
 from mmdet.models.layers import DetrTransformerEncoder
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
 from ..layers import CSPRepLayer
 from ..utils import switch_submodules_to_deploy
 
@@ -123,17 +123,39 @@ class HybridEncoder(BaseModule):
         self.pan_blocks = nn.ModuleList()
         for _ in range(num_levels - 1):
             self.lateral_convs.append(
-                ConvModule(hidden_dim, hidden_dim, 1, norm_cfg=norm_cfg,
-                           act_cfg=act_cfg))
+                ConvModule(
+                    hidden_dim,
+                    hidden_dim,
+                    1,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg))
             self.fpn_blocks.append(
-                CSPRepLayer(2 * hidden_dim, hidden_dim, num_blocks, expansion,
-                            norm_cfg, act_cfg, deploy=deploy))
+                CSPRepLayer(
+                    2 * hidden_dim,
+                    hidden_dim,
+                    num_blocks,
+                    expansion,
+                    norm_cfg,
+                    act_cfg,
+                    deploy=deploy))
             self.downsample_convs.append(
-                ConvModule(hidden_dim, hidden_dim, 3, 2, 1,
-                           norm_cfg=norm_cfg, act_cfg=act_cfg))
+                ConvModule(
+                    hidden_dim,
+                    hidden_dim,
+                    3,
+                    2,
+                    1,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg))
             self.pan_blocks.append(
-                CSPRepLayer(2 * hidden_dim, hidden_dim, num_blocks, expansion,
-                            norm_cfg, act_cfg, deploy=deploy))
+                CSPRepLayer(
+                    2 * hidden_dim,
+                    hidden_dim,
+                    num_blocks,
+                    expansion,
+                    norm_cfg,
+                    act_cfg,
+                    deploy=deploy))
 
     @staticmethod
     def build_2d_sincos_position_embedding(
@@ -194,8 +216,8 @@ class HybridEncoder(BaseModule):
                 w, h, self.hidden_dim, self.pe_temperature).to(src)
             memory = encoder(src, query_pos=pos, key_padding_mask=None)
             # (B, HW, C) -> (B, C, H, W)
-            proj_feats[idx] = memory.permute(0, 2, 1).reshape(
-                b, c, h, w).contiguous()
+            proj_feats[idx] = memory.permute(0, 2, 1).reshape(b, c, h,
+                                                              w).contiguous()
 
         # CCFM top-down: from the coarsest level to the finest
         num_levels = len(self.in_channels)
@@ -203,18 +225,19 @@ class HybridEncoder(BaseModule):
         for i, idx in enumerate(range(num_levels - 1, 0, -1)):
             feat_high = self.lateral_convs[i](inner_outs[0])
             inner_outs[0] = feat_high
-            upsampled = F.interpolate(feat_high, scale_factor=2.,
-                                      mode='nearest')
+            upsampled = F.interpolate(
+                feat_high, scale_factor=2., mode='nearest')
             inner_outs.insert(
-                0, self.fpn_blocks[i](
-                    torch.cat([upsampled, proj_feats[idx - 1]], dim=1)))
+                0,
+                self.fpn_blocks[i](torch.cat([upsampled, proj_feats[idx - 1]],
+                                             dim=1)))
 
         # CCFM bottom-up
         outs = [inner_outs[0]]
         for i in range(num_levels - 1):
             downsampled = self.downsample_convs[i](outs[-1])
-            outs.append(self.pan_blocks[i](
-                torch.cat([downsampled, inner_outs[i + 1]], dim=1)))
+            outs.append(self.pan_blocks[i](torch.cat(
+                [downsampled, inner_outs[i + 1]], dim=1)))
         return tuple(outs)
 
     def switch_to_deploy(self) -> None:

@@ -1,9 +1,9 @@
-from .backbone_utils import (PyramidBackboneMixin, check_frozen_stages,
-                             freeze, normalize_out_indices, resolve_arch,
+from .backbone_utils import (PyramidBackboneMixin, check_frozen_stages, freeze,
+                             normalize_out_indices, resolve_arch,
                              set_batchnorm_eval, switch_submodules_to_deploy)
 from .checkpoint import (compare_keys, describe_key_problems,
-                         load_pretrained_checkpoint,
-                         select_prefix, unwrap_state_dict)
+                         load_pretrained_checkpoint, select_prefix,
+                         unwrap_state_dict)
 from .fusion import (fuse_bn_conv, fuse_conv_bn, fuse_conv_norm_in,
                      merge_parallel_convs, merge_sequential_convs,
                      scale_linear)

@@ -15,7 +15,6 @@ import re
 from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
-
 from mmengine.logging import MMLogger, print_log
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -56,10 +55,10 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def normalize_out_indices(out_indices: Union[int, Sequence[int]],
-                          family: str,
-                          num_stages: int = NUM_PYRAMID_STAGES
-                          ) -> Tuple[int, ...]:
+def normalize_out_indices(
+        out_indices: Union[int, Sequence[int]],
+        family: str,
+        num_stages: int = NUM_PYRAMID_STAGES) -> Tuple[int, ...]:
     """Validate pyramid-stage indices; negatives count from the end.
 
     Returns the indices as non-negative ints in the given order.
@@ -84,7 +83,8 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]],
     return tuple(result)
 
 
-def check_frozen_stages(frozen_stages: int, family: str,
+def check_frozen_stages(frozen_stages: int,
+                        family: str,
                         num_stages: int = NUM_PYRAMID_STAGES) -> int:
     """Validate ``frozen_stages``: -1 (none), 0 (stem) .. num_stages."""
     if not _is_int(frozen_stages) or not -1 <= frozen_stages <= num_stages:
@@ -143,8 +143,8 @@ class PyramidBackboneMixin:
 
     def _freeze_stages(self) -> None:
         for stage in self.stage_modules()[:self.frozen_stages + 1]:
-            for part in (stage if isinstance(stage, (list, tuple)) else
-                         [stage]):
+            for part in (stage if isinstance(stage,
+                                             (list, tuple)) else [stage]):
                 if isinstance(part, nn.Parameter):
                     part.requires_grad = False
                 else:
@@ -180,9 +180,10 @@ class PyramidBackboneMixin:
                 state_dict.update({k: own[k] for k in keys})
                 kept.append(name)
         if kept:
-            print_log(f'{type(self).__name__}: the checkpoint has no {kept} '
-                      f'({reason}); they keep their current values',
-                      logger='current')
+            print_log(
+                f'{type(self).__name__}: the checkpoint has no {kept} '
+                f'({reason}); they keep their current values',
+                logger='current')
         return state_dict
 
     def drop_unbuilt_modules(self, state_dict: dict, module_names: List[str],
@@ -193,13 +194,19 @@ class PyramidBackboneMixin:
         ``out_indices`` does not (e.g. ``norm0`` of a checkpoint trained
         with all four outputs); logged at INFO, not reported unexpected.
         """
-        dropped = sorted({k.split('.')[0] for k in state_dict
-                          if k.split('.')[0] in module_names})
+        dropped = sorted({
+            k.split('.')[0]
+            for k in state_dict if k.split('.')[0] in module_names
+        })
         if dropped:
-            print_log(f'{type(self).__name__}: not loading {dropped} of the '
-                      f'checkpoint ({reason})', logger='current')
-        return {k: v for k, v in state_dict.items()
-                if k.split('.')[0] not in dropped}
+            print_log(
+                f'{type(self).__name__}: not loading {dropped} of the '
+                f'checkpoint ({reason})',
+                logger='current')
+        return {
+            k: v
+            for k, v in state_dict.items() if k.split('.')[0] not in dropped
+        }
 
     def describe_checkpoint(self, state_dict: dict) -> str:
         """Name the published variant whose layout ``state_dict`` has.
@@ -214,14 +221,19 @@ class PyramidBackboneMixin:
         params = inspect.signature(type(self).__init__).parameters
         if not isinstance(arch_settings, dict) or 'arch' not in params:
             return ''
-        kwargs = {k: getattr(self, k) for k in ('out_indices', 'deploy')
-                  if k in params and hasattr(self, k)}
+        kwargs = {
+            k: getattr(self, k)
+            for k in ('out_indices', 'deploy')
+            if k in params and hasattr(self, k)
+        }
         ignore = re.compile(self.ignored_checkpoint_keys)
 
         def layout(sd):
-            return {k: tuple(v.shape) for k, v in sd.items()
-                    if not (k.endswith('num_batches_tracked')
-                            or ignore.search(k))}
+            return {
+                k: tuple(v.shape)
+                for k, v in sd.items()
+                if not (k.endswith('num_batches_tracked') or ignore.search(k))
+            }
 
         logger = MMLogger.get_current_instance()
         level = logger.level

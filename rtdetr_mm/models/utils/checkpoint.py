@@ -24,9 +24,10 @@ def _is_state_dict(obj) -> bool:
         isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def find_state_dict(checkpoint,
-                    wrapper_keys: Sequence[str] = WRAPPER_KEYS
-                    ) -> Tuple[Dict[str, torch.Tensor], str]:
+def find_state_dict(
+    checkpoint,
+    wrapper_keys: Sequence[str] = WRAPPER_KEYS
+) -> Tuple[Dict[str, torch.Tensor], str]:
     """Find the tensor dict inside a loaded checkpoint object.
 
     Descends through ``wrapper_keys`` (e.g. ``{'ema': {'module': sd}}``) until
@@ -68,8 +69,10 @@ def select_prefix(state_dict: Dict[str, torch.Tensor],
         return state_dict
     if not prefix.endswith('.'):
         prefix += '.'
-    selected = {k[len(prefix):]: v for k, v in state_dict.items()
-                if k.startswith(prefix)}
+    selected = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
     if not selected:
         raise KeyError(f'no key of the checkpoint starts with {prefix!r}; '
                        f'its keys start with '
@@ -77,28 +80,34 @@ def select_prefix(state_dict: Dict[str, torch.Tensor],
     return selected
 
 
-def compare_keys(expected: Dict[str, torch.Tensor],
-                 state_dict: Dict[str, torch.Tensor]
-                 ) -> Tuple[List[str], List[str], List[str]]:
+def compare_keys(
+    expected: Dict[str, torch.Tensor],
+    state_dict: Dict[str,
+                     torch.Tensor]) -> Tuple[List[str], List[str], List[str]]:
     """Missing keys, unexpected keys and shape mismatches of ``state_dict``
-    against the ``expected`` one (a model's), each sorted."""
-    missing = sorted(set(expected) - set(state_dict))
+    against the ``expected`` one (a model's), each sorted. BatchNorm
+    ``num_batches_tracked`` counters may be missing: they are no weights."""
+    missing = sorted(
+        k for k in set(expected) - set(state_dict)
+        if not k.endswith('num_batches_tracked'))
     unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = sorted(
-        f'{k}: checkpoint {tuple(v.shape)} vs model '
-        f'{tuple(expected[k].shape)}' for k, v in state_dict.items()
-        if k in expected and v.shape != expected[k].shape)
+    mismatched = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model '
+                        f'{tuple(expected[k].shape)}'
+                        for k, v in state_dict.items()
+                        if k in expected and v.shape != expected[k].shape)
     return missing, unexpected, mismatched
 
 
-def describe_key_problems(missing: List[str], unexpected: List[str],
-                          mismatched: List[str], limit: int = 12) -> str:
+def describe_key_problems(missing: List[str],
+                          unexpected: List[str],
+                          mismatched: List[str],
+                          limit: int = 12) -> str:
     """``'1 shape mismatch(es): ...; 2 missing key(s): a, b'`` (empty when
     nothing is wrong), each list cut after ``limit`` entries."""
     problems = []
     for what, items in (('shape mismatch(es)', mismatched),
-                        ('missing key(s)', missing),
-                        ('unexpected key(s)', unexpected)):
+                        ('missing key(s)', missing), ('unexpected key(s)',
+                                                      unexpected)):
         if items:
             more = (f' ... ({len(items) - limit} more)'
                     if len(items) > limit else '')
@@ -151,11 +160,12 @@ def load_pretrained_checkpoint(
         state_dict = convert(state_dict)
     if ignore:
         pattern = re.compile(ignore)
-        state_dict = {k: v for k, v in state_dict.items()
-                      if not pattern.search(k)}
+        state_dict = {
+            k: v
+            for k, v in state_dict.items() if not pattern.search(k)
+        }
     missing, unexpected, mismatched = compare_keys(module.state_dict(),
                                                    state_dict)
-    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     name = type(module).__name__
     if mismatched or (strict and (missing or unexpected)):
         hint = describe(original) if describe is not None else ''
@@ -167,13 +177,20 @@ def load_pretrained_checkpoint(
             "init_cfg=dict(type='Pretrained', ..., strict=False) loads "
             'what fits and leaves the rest at its initialisation')
     module.load_state_dict(state_dict, strict=False)
-    print_log(f'{name}: loaded {len(state_dict) - len(unexpected)} tensors '
-              f'from {filename}', logger=logger)
+    print_log(
+        f'{name}: loaded {len(state_dict) - len(unexpected)} tensors '
+        f'from {filename}',
+        logger=logger)
     if missing:
-        print_log(f'{name}: keys missing from {filename} (left at their '
-                  f'initialisation): {missing}', logger=logger,
-                  level=logging.WARNING)
+        print_log(
+            f'{name}: keys missing from {filename} (left at their '
+            f'initialisation): {missing}',
+            logger=logger,
+            level=logging.WARNING)
     if unexpected:
-        print_log(f'{name}: unexpected keys in {filename} (not loaded): '
-                  f'{unexpected}', logger=logger, level=logging.WARNING)
+        print_log(
+            f'{name}: unexpected keys in {filename} (not loaded): '
+            f'{unexpected}',
+            logger=logger,
+            level=logging.WARNING)
     return missing, unexpected

@@ -17,14 +17,21 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 def _conv_like(conv: nn.Conv2d, **changes) -> nn.Conv2d:
     """An empty biased ``nn.Conv2d`` with ``conv``'s geometry, device and
     dtype, except for the fields in ``changes``."""
-    geometry = dict(in_channels=conv.in_channels,
-                    out_channels=conv.out_channels,
-                    kernel_size=conv.kernel_size, stride=conv.stride,
-                    padding=conv.padding, dilation=conv.dilation,
-                    groups=conv.groups, padding_mode=conv.padding_mode)
+    geometry = dict(
+        in_channels=conv.in_channels,
+        out_channels=conv.out_channels,
+        kernel_size=conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        padding_mode=conv.padding_mode)
     geometry.update(changes)
-    return nn.Conv2d(**geometry, bias=True, device=conv.weight.device,
-                     dtype=conv.weight.dtype)
+    return nn.Conv2d(
+        **geometry,
+        bias=True,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype)
 
 
 def _filled(conv: nn.Conv2d, weight: Tensor, bias: Tensor) -> nn.Conv2d:
@@ -68,8 +75,8 @@ def fuse_bn_conv(norm: _BatchNorm, conv: nn.Conv2d) -> nn.Conv2d:
     bias = conv.weight.flatten(1) @ shift  # (out, in) @ (in,) -> (out,)
     if conv.bias is not None:
         bias = bias + conv.bias
-    return _filled(_conv_like(conv), conv.weight * scale.view(1, -1, 1, 1),
-                   bias)
+    return _filled(
+        _conv_like(conv), conv.weight * scale.view(1, -1, 1, 1), bias)
 
 
 @torch.no_grad()
@@ -86,8 +93,9 @@ def merge_sequential_convs(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
                          'conv and a 1x1 second conv')
     w2 = second.weight[:, :, 0, 0]  # (C_out, C_mid)
     weight = torch.einsum('om,mikl->oikl', w2, first.weight)
-    return _filled(_conv_like(first, out_channels=second.out_channels),
-                   weight, w2 @ first.bias + second.bias)
+    return _filled(
+        _conv_like(first, out_channels=second.out_channels), weight,
+        w2 @ first.bias + second.bias)
 
 
 @torch.no_grad()
@@ -103,15 +111,16 @@ def merge_parallel_convs(big: nn.Conv2d, small: nn.Conv2d) -> nn.Conv2d:
     return _filled(_conv_like(big), weight, big.bias + small.bias)
 
 
-def scale_linear(weight: Tensor, bias: Optional[Tensor], scale: Tensor
-                 ) -> Tuple[Tensor, Optional[Tensor]]:
+def scale_linear(weight: Tensor, bias: Optional[Tensor],
+                 scale: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
     """Weight and bias of ``scale * linear(x)`` (a per-output layer scale),
     for a Linear's ``(out, in)`` weight or a state dict's tensors."""
-    return (weight * scale[:, None],
-            None if bias is None else bias * scale)
+    return (weight * scale[:, None], None if bias is None else bias * scale)
 
 
-def fuse_conv_norm_in(module: nn.Module, conv_path: str, norm_path: str,
+def fuse_conv_norm_in(module: nn.Module,
+                      conv_path: str,
+                      norm_path: str,
                       remainder: Optional[nn.Module] = None) -> None:
     """Replace ``module.<conv_path>`` by its fusion with the BatchNorm at
     ``module.<norm_path>``, and that norm by ``remainder`` (default
@@ -119,7 +128,8 @@ def fuse_conv_norm_in(module: nn.Module, conv_path: str, norm_path: str,
     ``mlp.3``)."""
     conv = module.get_submodule(conv_path)
     norm = module.get_submodule(norm_path)
-    for path, new in ((conv_path, fuse_conv_bn(conv, norm)),
-                      (norm_path, remainder or nn.Identity())):
+    for path, new in ((conv_path, fuse_conv_bn(conv,
+                                               norm)), (norm_path, remainder
+                                                        or nn.Identity())):
         parent, _, name = path.rpartition('.')
         setattr(module.get_submodule(parent), name, new)

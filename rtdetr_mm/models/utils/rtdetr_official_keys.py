@@ -206,8 +206,8 @@ def _map_keys(state_dict: Dict[str, Tensor], rules: List[tuple],
 def count_decoder_layers(state_dict: Dict[str, Tensor],
                          official: bool = True) -> int:
     """Number of decoder layers in an official or rtdetr_mm state dict."""
-    pattern = re.compile(r'^decoder\.decoder\.layers\.(\d+)\.' if official
-                         else r'^decoder\.layers\.(\d+)\.')
+    pattern = re.compile(r'^decoder\.decoder\.layers\.(\d+)\.'
+                         if official else r'^decoder\.layers\.(\d+)\.')
     ids = {int(m.group(1)) for m in map(pattern.match, state_dict) if m}
     if not ids:
         raise KeyError('no decoder layers found in the state dict '
@@ -253,8 +253,7 @@ def mm_to_official(state_dict: Dict[str, Tensor],
     """
     has_decoder = any(k.startswith('decoder.layers.') for k in state_dict)
     num_layers = count_decoder_layers(state_dict, False) if has_decoder else 0
-    return _map_keys(state_dict, _compile(num_layers, False, version),
-                     None)[0]
+    return _map_keys(state_dict, _compile(num_layers, False, version), None)[0]
 
 
 def official_backbone_to_mm(state_dict: Dict[str, Tensor]) -> OrderedDict:
@@ -278,8 +277,9 @@ def describe_layout(state_dict: Dict[str, Tensor]) -> str:
         return any(k.startswith(prefix) for k in keys)
 
     if has('backbone.') and has('encoder.') and has('decoder.decoder.'):
-        v2 = (has('decoder.enc_output.proj.')
-              or has('encoder.input_proj.0.conv'))
+        v2 = (
+            has('decoder.enc_output.proj.')
+            or has('encoder.input_proj.0.conv'))
         return f'official RT-DETR {"v2" if v2 else "v1"} detector'
     if has('conv1.conv1_1.') and has('res_layers.'):
         return 'official ImageNet PResNet backbone'

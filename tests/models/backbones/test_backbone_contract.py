@@ -9,27 +9,42 @@ import re
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmdet.registry import MODELS
 from rtdetr_mm.testing import trained_like
 from rtdetr_mm.utils import UnsafeCheckpointError
 from ..._utils import write_malicious_checkpoint
 
 FAMILIES = {
-    'PResNetV1d': dict(arch=18, base_channels=8, stem_channels=8),
-    'RIFormer': dict(arch=dict(layers=[1, 1, 2, 1], embed_dims=[8, 16, 24, 32],
-                               mlp_ratios=[2, 2, 2, 2],
-                               layer_scale_init_value=1e-5)),
-    'MobileNetV4': dict(arch='conv_small'),
-    'VanillaNet': dict(arch=dict(dims=[8, 8, 16, 32, 32, 48, 48],
-                                 strides=[1, 2, 2, 1, 2, 1])),
-    'FasterNet': dict(arch=dict(embed_dims=16, depths=(1, 1, 2, 1),
-                                act_cfg=dict(type='ReLU'))),
-    'RevCol': dict(arch=dict(channels=[16, 32, 48, 64], layers=[1, 1, 2, 1],
-                             num_columns=3, drop_path_rate=0.)),
+    'PResNetV1d':
+    dict(arch=18, base_channels=8, stem_channels=8),
+    'RIFormer':
+    dict(
+        arch=dict(
+            layers=[1, 1, 2, 1],
+            embed_dims=[8, 16, 24, 32],
+            mlp_ratios=[2, 2, 2, 2],
+            layer_scale_init_value=1e-5)),
+    'MobileNetV4':
+    dict(arch='conv_small'),
+    'VanillaNet':
+    dict(
+        arch=dict(dims=[8, 8, 16, 32, 32, 48, 48], strides=[1, 2, 2, 1, 2, 1
+                                                            ])),
+    'FasterNet':
+    dict(
+        arch=dict(
+            embed_dims=16, depths=(1, 1, 2, 1), act_cfg=dict(type='ReLU'))),
+    'RevCol':
+    dict(
+        arch=dict(
+            channels=[16, 32, 48, 64],
+            layers=[1, 1, 2, 1],
+            num_columns=3,
+            drop_path_rate=0.)),
 }
 # Families whose default norm is not a BatchNorm get one for norm_eval;
 # RevCol has LayerNorms only (norm_eval is accepted and has no effect).
@@ -53,9 +68,10 @@ def images(seed: int = 0, batch: int = 2) -> torch.Tensor:
     """Structured inputs: smooth gradients plus noise."""
     gen = torch.Generator().manual_seed(seed)
     ramp = torch.linspace(-1, 1, SIZE)
-    base = torch.stack([ramp[None, :].expand(SIZE, SIZE),
-                        ramp[:, None].expand(SIZE, SIZE),
-                        (ramp[None, :] * ramp[:, None])])
+    base = torch.stack([
+        ramp[None, :].expand(SIZE, SIZE), ramp[:, None].expand(SIZE, SIZE),
+        (ramp[None, :] * ramp[:, None])
+    ])
     return base + 0.5 * torch.randn(batch, 3, SIZE, SIZE, generator=gen)
 
 
@@ -67,8 +83,10 @@ def calibrated(model: nn.Module) -> nn.Module:
 def trainable(model: nn.Module) -> dict:
     """Parameters by name, less those the family never trains."""
     never = re.compile(NEVER_TRAINED.get(type(model).__name__, '$^'))
-    return {n: p for n, p in model.named_parameters()
-            if not never.fullmatch(n)}
+    return {
+        n: p
+        for n, p in model.named_parameters() if not never.fullmatch(n)
+    }
 
 
 def frozen_names(model: nn.Module) -> set:
@@ -110,9 +128,9 @@ def test_out_indices_give_the_pyramid(name):
     with torch.no_grad():
         outs = model(images(batch=1))
     assert isinstance(outs, tuple)
-    assert [tuple(o.shape) for o in outs] == [
-        (1, c, SIZE // 2**(i + 2), SIZE // 2**(i + 2))
-        for i, c in enumerate(model.out_channels)]
+    assert [tuple(o.shape)
+            for o in outs] == [(1, c, SIZE // 2**(i + 2), SIZE // 2**(i + 2))
+                               for i, c in enumerate(model.out_channels)]
     picked = build(name, out_indices=(-1, 1)).eval()
     assert picked.out_indices == (3, 1)
     assert tuple(picked.out_channels) == (model.out_channels[3],
@@ -123,9 +141,10 @@ def test_out_indices_give_the_pyramid(name):
 
 
 @family
-@pytest.mark.parametrize('out_indices,match', [
-    ((1, 4), r'out_indices .* has 4'), ((True, ), 'out_indices'),
-    ((2, 2), 'repeats a stage'), ((), 'non-empty')])
+@pytest.mark.parametrize('out_indices,match',
+                         [((1, 4), r'out_indices .* has 4'),
+                          ((True, ), 'out_indices'),
+                          ((2, 2), 'repeats a stage'), ((), 'non-empty')])
 def test_bad_out_indices(name, out_indices, match):
     with pytest.raises(ValueError, match=match):
         build(name, out_indices=out_indices)
@@ -134,16 +153,17 @@ def test_bad_out_indices(name, out_indices, match):
 @family
 @pytest.mark.parametrize('frozen_stages', [5, -2, True, 1.0])
 def test_bad_frozen_stages(name, frozen_stages):
-    with pytest.raises(ValueError,
-                       match=f'frozen_stages={frozen_stages!r} is out of'):
+    with pytest.raises(
+            ValueError, match=f'frozen_stages={frozen_stages!r} is out of'):
         build(name, frozen_stages=frozen_stages)
 
 
 @family
 def test_frozen_stages_grow_to_the_whole_backbone(name):
     """-1 freezes nothing, each step freezes more, 4 freezes everything."""
-    counts = [len(frozen_names(build(name, frozen_stages=k)))
-              for k in range(-1, 5)]
+    counts = [
+        len(frozen_names(build(name, frozen_stages=k))) for k in range(-1, 5)
+    ]
     assert counts[0] == 0
     assert all(a < b for a, b in zip(counts, counts[1:])), counts
     assert counts[-1] == len(frozen_names(build(name).requires_grad_(False)))
@@ -152,16 +172,16 @@ def test_frozen_stages_grow_to_the_whole_backbone(name):
 @family
 @pytest.mark.parametrize('frozen_stages', [0, 2])
 def test_frozen_stages_freeze_train_and_deploy(name, frozen_stages):
-    model = build(name, out_indices=(0, 1, 2, 3),
-                  frozen_stages=frozen_stages)
+    model = build(name, out_indices=(0, 1, 2, 3), frozen_stages=frozen_stages)
     stages = model.stage_modules()
     expected = stage_parameter_names(model, stages[:frozen_stages + 1])
     assert frozen_names(model) == expected
     model.eval().train()  # train() re-applies the freezing
     for stage in stages[:frozen_stages + 1]:
         for part in stage if isinstance(stage, list) else [stage]:
-            assert isinstance(part, nn.Parameter) or not any(
-                m.training for m in part.modules())
+            assert isinstance(part,
+                              nn.Parameter) or not any(m.training
+                                                       for m in part.modules())
     outs = model(images())
     sum(o.square().mean() for o in outs).backward()
     for param_name, param in model.named_parameters():
@@ -175,7 +195,8 @@ def test_frozen_stages_freeze_train_and_deploy(name, frozen_stages):
         assert not model(images())[frozen_stages - 1].requires_grad
     model.switch_to_deploy()  # fused layers stay frozen
     assert frozen_names(model) == stage_parameter_names(
-        model, model.stage_modules()[:frozen_stages + 1])
+        model,
+        model.stage_modules()[:frozen_stages + 1])
 
 
 @family
@@ -200,8 +221,8 @@ def test_switch_to_deploy_is_equivalent_idempotent_and_reloadable(name):
         outs = model(x)
         for out, ref in zip(outs, expected):
             assert ref.std() > 1e-2  # well-spread features
-            torch.testing.assert_close(out, ref, rtol=1e-4,
-                                       atol=1e-4 * ref.abs().max().item())
+            torch.testing.assert_close(
+                out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
         state = copy.deepcopy(model.state_dict())
         model.switch_to_deploy()
         assert model.state_dict().keys() == state.keys()
@@ -218,8 +239,7 @@ def test_init_cfg_pretrained_loads_strictly_and_safely(name, tmp_path):
     source = calibrated(build(name))
     path = tmp_path / 'backbone.pth'
     torch.save(dict(state_dict=source.state_dict()), path)
-    model = build(name, init_cfg=dict(type='Pretrained',
-                                      checkpoint=str(path)))
+    model = build(name, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
     for key, value in source.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
@@ -229,12 +249,14 @@ def test_init_cfg_pretrained_loads_strictly_and_safely(name, tmp_path):
     del partial[dropped]
     torch.save(partial, path)
     with pytest.raises(ValueError, match=dropped.replace('.', r'\.')):
-        build(name, init_cfg=dict(type='Pretrained',
-                                  checkpoint=str(path))).init_weights()
+        build(
+            name, init_cfg=dict(type='Pretrained',
+                                checkpoint=str(path))).init_weights()
 
     marker = tmp_path / 'pwned'
     write_malicious_checkpoint(path, marker)
     with pytest.raises(UnsafeCheckpointError):
-        build(name, init_cfg=dict(type='Pretrained',
-                                  checkpoint=str(path))).init_weights()
+        build(
+            name, init_cfg=dict(type='Pretrained',
+                                checkpoint=str(path))).init_weights()
     assert not marker.exists()

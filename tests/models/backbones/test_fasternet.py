@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from timm.models.fasternet import FasterNet as TimmFasterNet
 from torch import nn
 
-from mmdet.registry import MODELS
 from rtdetr_mm.models.backbones.fasternet import FasterNet
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
 
@@ -67,7 +67,10 @@ def timm_to_official(state_dict, detection_norms=None):
 def load(model, path, prefix=None):
     """What ``init_weights`` does, returning (missing, unexpected)."""
     return load_pretrained_checkpoint(
-        model, str(path), prefix=prefix, convert=model.convert_checkpoint,
+        model,
+        str(path),
+        prefix=prefix,
+        convert=model.convert_checkpoint,
         ignore=model.ignored_checkpoint_keys)
 
 
@@ -103,8 +106,10 @@ def test_parameter_counts(arch):
 
 
 # A small ReLU arch (t2/s/m/l use ReLU, t0/t1 GELU), to test both cheaply.
-TINY_RELU = dict(embed_dims=16, depths=(1, 1, 2, 1),
-                 act_cfg=dict(type='ReLU', inplace=True))
+TINY_RELU = dict(
+    embed_dims=16,
+    depths=(1, 1, 2, 1),
+    act_cfg=dict(type='ReLU', inplace=True))
 REFERENCE_ARCHS = pytest.mark.parametrize(
     'arch', ['t0', TINY_RELU], ids=['t0-gelu', 'tiny-relu'])
 
@@ -114,9 +119,11 @@ def references():
     """timm classifiers with random weights and BN statistics, by arch id."""
     torch.manual_seed(0)
     return {
-        't0': randomize_batchnorms(timm_classifier('t0')).eval(),
-        'tiny-relu': randomize_batchnorms(
-            TimmFasterNet(embed_dim=16, depths=(1, 1, 2, 1))).eval(),
+        't0':
+        randomize_batchnorms(timm_classifier('t0')).eval(),
+        'tiny-relu':
+        randomize_batchnorms(TimmFasterNet(embed_dim=16,
+                                           depths=(1, 1, 2, 1))).eval(),
     }
 
 
@@ -129,9 +136,12 @@ def test_features_equal_timm(arch, references, tmp_path):
     """timm's own layout, loaded via init_cfg, gives timm's features."""
     reference = reference_of(arch, references)
     torch.save({'state_dict': reference.state_dict()}, tmp_path / 'timm.pth')
-    model = FasterNet(arch, out_indices=(0, 1, 2, 3), with_out_norm=False,
-                      init_cfg=dict(type='Pretrained',
-                                    checkpoint=str(tmp_path / 'timm.pth')))
+    model = FasterNet(
+        arch,
+        out_indices=(0, 1, 2, 3),
+        with_out_norm=False,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(tmp_path / 'timm.pth')))
     model.init_weights()
     model.eval()
     x = torch.rand(1, 3, 64, 96)
@@ -185,11 +195,16 @@ def test_official_classification_layout(references, tmp_path):
 def test_official_detection_layout_via_init_cfg(references, tmp_path):
     """An mmdet checkpoint of the official detection model (norm0/2/4/6)."""
     reference = references['t0']
-    norms = {i: randomize_batchnorms(nn.BatchNorm2d(40 * 2**i)).eval()
-             for i in range(4)}
-    detector = {f'backbone.{k}': v for k, v in timm_to_official(
-        reference.state_dict(), detection_norms=norms).items()
-        if not k.startswith(('head.', 'avgpool_pre_head.'))}
+    norms = {
+        i: randomize_batchnorms(nn.BatchNorm2d(40 * 2**i)).eval()
+        for i in range(4)
+    }
+    detector = {
+        f'backbone.{k}': v
+        for k, v in timm_to_official(
+            reference.state_dict(), detection_norms=norms).items()
+        if not k.startswith(('head.', 'avgpool_pre_head.'))
+    }
     detector['neck.lateral_convs.0.conv.weight'] = torch.rand(8, 80, 1, 1)
     torch.save({'meta': {}, 'state_dict': detector}, tmp_path / 'det.pth')
 
@@ -199,10 +214,14 @@ def test_official_detection_layout_via_init_cfg(references, tmp_path):
     assert missing == [] and unexpected == []
     assert 'norm0' not in dict(model.named_children())
 
-    model = MODELS.build(dict(
-        type='FasterNet', arch='t0',
-        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'det.pth'),
-                      prefix='backbone.')))
+    model = MODELS.build(
+        dict(
+            type='FasterNet',
+            arch='t0',
+            init_cfg=dict(
+                type='Pretrained',
+                checkpoint=str(tmp_path / 'det.pth'),
+                prefix='backbone.')))
     model.init_weights()
     model.eval()
     x = torch.rand(1, 3, 64, 64)
@@ -214,8 +233,10 @@ def test_official_detection_layout_via_init_cfg(references, tmp_path):
 
 def test_wrong_arch_checkpoint_raises(references, tmp_path):
     torch.save(references['tiny-relu'].state_dict(), tmp_path / 'tiny.pth')
-    model = FasterNet('t0', init_cfg=dict(
-        type='Pretrained', checkpoint=str(tmp_path / 'tiny.pth')))
+    model = FasterNet(
+        't0',
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(tmp_path / 'tiny.pth')))
     with pytest.raises(ValueError, match='wrong arch'):
         model.init_weights()
 
@@ -237,8 +258,10 @@ def test_switch_to_deploy(arch):
         torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
     # Only the output norms remain as BatchNorms; PConv uses slicing.
-    norms = [name for name, m in deployed.named_modules()
-             if isinstance(m, nn.BatchNorm2d)]
+    norms = [
+        name for name, m in deployed.named_modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
     assert norms == ['norm0', 'norm1', 'norm2', 'norm3']
     pconv = deployed.stages[2].blocks[0].spatial_mixing
     assert pconv.forward.__func__ is type(pconv).forward_slicing
@@ -259,8 +282,8 @@ def test_deploy_shortcut_intact_in_every_block():
 
 
 def test_custom_arch_dict():
-    model = FasterNet(dict(embed_dims=16, depths=(1, 1, 2, 1),
-                           act_cfg=dict(type='ReLU')))
+    model = FasterNet(
+        dict(embed_dims=16, depths=(1, 1, 2, 1), act_cfg=dict(type='ReLU')))
     assert model.out_channels == (32, 64, 128)
     assert [out.shape[1] for out in model(torch.rand(1, 3, 64, 64))] == \
         [32, 64, 128]
@@ -269,8 +292,9 @@ def test_custom_arch_dict():
 @pytest.mark.parametrize('kwargs, message', [
     (dict(arch='xl'), r"unknown arch 'xl'; valid archs are \['l', 'm', "),
     (dict(arch=dict(embed_dims=16)), 'missing'),
-    (dict(arch=dict(embed_dims=16, depths=(1, 2, 2),
-                    act_cfg=dict(type='ReLU'))), '4 positive ints'),
+    (dict(
+        arch=dict(embed_dims=16, depths=(1, 2, 2), act_cfg=dict(type='ReLU'))),
+     '4 positive ints'),
     (dict(drop_path_rate=1.5), r'drop_path_rate must be in \[0, 1\)'),
 ])
 def test_bad_arguments(kwargs, message):

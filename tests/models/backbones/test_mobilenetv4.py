@@ -19,11 +19,19 @@ MAIN_ARCHS = ('conv_small', 'conv_medium', 'conv_large', 'hybrid_medium',
               'hybrid_large')
 ALL_ARCHS = tuple(MobileNetV4.arch_settings)
 # published parameter counts (millions, with the classifier head)
-PUBLISHED_PARAMS_M = dict(conv_small=3.77, conv_medium=9.72, conv_large=32.59,
-                          hybrid_medium=11.07, hybrid_large=37.76)
+PUBLISHED_PARAMS_M = dict(
+    conv_small=3.77,
+    conv_medium=9.72,
+    conv_large=32.59,
+    hybrid_medium=11.07,
+    hybrid_large=37.76)
 # official TF endpoint of the stride-32 stage
-TF_C5 = dict(conv_small=128, conv_medium=256, conv_large=512,
-             hybrid_medium=256, hybrid_large=512)
+TF_C5 = dict(
+    conv_small=128,
+    conv_medium=256,
+    conv_large=512,
+    hybrid_medium=256,
+    hybrid_large=512)
 TIMM_HEAD = ('conv_head', 'norm_head', 'classifier')
 # the ImageNet weights the COCO configs start from (timm's hub names)
 COCO_CHECKPOINTS = dict(
@@ -111,9 +119,9 @@ def test_output_shapes(arch):
     with torch.no_grad():
         for height, width in ((64, 64), (64, 96)):
             outs = model(torch.rand(1, 3, height, width, device=device))
-            assert [tuple(o.shape) for o in outs] == [
-                (1, c, height // s, width // s)
-                for c, s in zip(channels, (4, 8, 16, 32))]
+            assert [tuple(o.shape) for o in outs
+                    ] == [(1, c, height // s, width // s)
+                          for c, s in zip(channels, (4, 8, 16, 32))]
 
 
 @pytest.mark.parametrize('arch', MAIN_ARCHS)
@@ -133,7 +141,8 @@ def test_hybrid_non_square_inputs():
         for height, width in ((480, 640), (208, 144)):
             outs = model(torch.rand(1, 3, height, width))
             assert [tuple(o.shape[2:]) for o in outs] == [
-                (-(-height // s), -(-width // s)) for s in (8, 16, 32)]
+                (-(-height // s), -(-width // s)) for s in (8, 16, 32)
+            ]
 
 
 @pytest.mark.parametrize('arch', ['hybrid_medium', 'hybrid_large'])
@@ -144,8 +153,7 @@ def test_hybrid_attention_non_square(arch):
     model = MobileNetV4(arch, out_indices=(2, 3)).eval()
     channels = MobileNetV4.arch_settings[arch]['channels']
     with torch.no_grad():
-        for height, width in ((480, 640), (640, 480), (224, 320),
-                              (320, 224)):
+        for height, width in ((480, 640), (640, 480), (224, 320), (320, 224)):
             x = torch.rand(1, channels[1], height // 8, width // 8)
             c4 = model.blocks[2](x)
             c5 = model.blocks[3](c4)
@@ -181,19 +189,24 @@ def test_features_equal_timm(arch, tmp_path):
     with torch.no_grad():
         # extra_blocks: index 0 is the stem, index i + 1 follows blocks[i]
         expected = reference.forward_intermediates(
-            x, indices=[1, 2, 3, 4, 5], extra_blocks=True,
+            x,
+            indices=[1, 2, 3, 4, 5],
+            extra_blocks=True,
             intermediates_only=True)
         features_only = timm_model(
             arch, features_only=True, out_indices=(1, 2, 3, 4))
-        features_only.load_state_dict(
-            {k: v for k, v in reference.state_dict().items()
-             if not k.startswith(TIMM_HEAD)})
+        features_only.load_state_dict({
+            k: v
+            for k, v in reference.state_dict().items()
+            if not k.startswith(TIMM_HEAD)
+        })
         timm_features = features_only.eval()(x)
     for with_head_conv in (False, True):
-        model = MobileNetV4(arch, out_indices=(0, 1, 2, 3),
-                            with_head_conv=with_head_conv,
-                            init_cfg=dict(type='Pretrained',
-                                          checkpoint=checkpoint))
+        model = MobileNetV4(
+            arch,
+            out_indices=(0, 1, 2, 3),
+            with_head_conv=with_head_conv,
+            init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
         model.init_weights()
         with torch.no_grad():
             outs = model.eval()(x)
@@ -215,7 +228,9 @@ def test_timm_checkpoint_loads_completely(tmp_path, wrap, prefix,
                                       prefix)
     model = MobileNetV4('hybrid_medium', with_head_conv=with_head_conv)
     missing, unexpected = load_pretrained_checkpoint(
-        model, checkpoint, convert=model.convert_checkpoint,
+        model,
+        checkpoint,
+        convert=model.convert_checkpoint,
         ignore=model.ignored_checkpoint_keys)
     assert missing == [] and unexpected == []
     reference_state = reference.state_dict()
@@ -227,8 +242,9 @@ def test_detector_checkpoint_with_prefix(tmp_path):
     reference = randomize(timm_model('conv_small'))
     checkpoint = save_timm_checkpoint(reference, tmp_path / 'det.pth',
                                       'state_dict', 'backbone.')
-    model = MobileNetV4(init_cfg=dict(type='Pretrained', checkpoint=checkpoint,
-                                      prefix='backbone.'))
+    model = MobileNetV4(
+        init_cfg=dict(
+            type='Pretrained', checkpoint=checkpoint, prefix='backbone.'))
     model.init_weights()
     torch.testing.assert_close(model.bn1.running_var,
                                reference.bn1.running_var)
@@ -237,8 +253,8 @@ def test_detector_checkpoint_with_prefix(tmp_path):
 def test_wrong_arch_checkpoint_is_rejected(tmp_path):
     checkpoint = save_timm_checkpoint(
         timm_model('conv_medium'), tmp_path / 'medium.pth')
-    model = MobileNetV4('conv_small', init_cfg=dict(type='Pretrained',
-                                                    checkpoint=checkpoint))
+    model = MobileNetV4(
+        'conv_small', init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
     with pytest.raises(ValueError, match='wrong arch'):
         model.init_weights()
 
@@ -248,9 +264,10 @@ def test_timm_hub_fails_clearly_offline(tmp_path, monkeypatch):
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', True)
     monkeypatch.setattr(hf_constants, 'HF_HUB_CACHE', str(tmp_path))
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-    model = MobileNetV4(init_cfg=dict(
-        type='Pretrained',
-        checkpoint='timm://mobilenetv4_conv_small.e2400_r224_in1k'))
+    model = MobileNetV4(
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='timm://mobilenetv4_conv_small.e2400_r224_in1k'))
     with pytest.raises(RuntimeError, match='Offline.*torch.save'):
         model.init_weights()
 
@@ -273,21 +290,24 @@ def test_norm_eval_and_gradients():
     assert any(type(m).__name__ == 'DropPath' for m in model.modules())
     outs = model(torch.rand(2, 3, 64, 64))
     sum(o.mean() for o in outs).backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all()
-               for p in model.parameters())
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all()
+        for p in model.parameters())
 
 
 def remaining_norms(model):
-    return [name for name, m in model.named_modules()
-            if isinstance(m, _BatchNorm)]
+    return [
+        name for name, m in model.named_modules() if isinstance(m, _BatchNorm)
+    ]
 
 
-@pytest.mark.parametrize('arch,with_head_conv', [
-    ('conv_small', True), ('conv_medium', False), ('hybrid_medium', False),
-    ('conv_aa_medium', False)])
+@pytest.mark.parametrize('arch,with_head_conv', [('conv_small', True),
+                                                 ('conv_medium', False),
+                                                 ('hybrid_medium', False),
+                                                 ('conv_aa_medium', False)])
 def test_switch_to_deploy(arch, with_head_conv):
-    model = MobileNetV4(arch, out_indices=(0, 1, 2, 3),
-                        with_head_conv=with_head_conv)
+    model = MobileNetV4(
+        arch, out_indices=(0, 1, 2, 3), with_head_conv=with_head_conv)
     model = randomize(model).eval()
     x = torch.rand(1, 3, 64, 96)
     with torch.no_grad():
@@ -297,19 +317,22 @@ def test_switch_to_deploy(arch, with_head_conv):
     # only the pre-norms of the MQA blocks with down-sampled keys/values stay
     kv_downsampled = [
         f'{name}.norm' for name, m in model.named_modules()
-        if type(m).__name__ == 'MobileAttention' and m.attn.kv_stride > 1]
+        if type(m).__name__ == 'MobileAttention' and m.attn.kv_stride > 1
+    ]
     assert remaining_norms(model) == kv_downsampled
     if arch.startswith('conv'):
         assert kv_downsampled == []
     for out, ref in zip(outs, expected):
-        torch.testing.assert_close(out, ref, rtol=1e-4,
-                                   atol=1e-5 * ref.abs().max().item())
+        torch.testing.assert_close(
+            out, ref, rtol=1e-4, atol=1e-5 * ref.abs().max().item())
 
 
 @pytest.mark.parametrize('kwargs,error,match', [
     (dict(arch='conv_tiny'), ValueError, 'valid archs'),
-    (dict(arch=dict(timm_model='resnet18', channels=(1, 2, 3, 4),
-                    head_channels=5)), ValueError, 'not a timm MobileNetV4'),
+    (dict(
+        arch=dict(
+            timm_model='resnet18', channels=(1, 2, 3, 4), head_channels=5)),
+     ValueError, 'not a timm MobileNetV4'),
     (dict(arch=dict(timm_model='mobilenetv4_conv_small')), ValueError,
      'missing'),
     (dict(drop_path_rate=1.5), ValueError, r'\[0, 1\)'),
@@ -326,17 +349,18 @@ def test_coco_configs(arch):
     assert backbone.type == 'MobileNetV4' and backbone.arch == arch
     assert backbone.init_cfg == dict(
         type='Pretrained', checkpoint=f'timm://{COCO_CHECKPOINTS[arch]}')
-    assert timm.list_pretrained(COCO_CHECKPOINTS[arch]) == [
-        COCO_CHECKPOINTS[arch]]
+    assert timm.list_pretrained(
+        COCO_CHECKPOINTS[arch]) == [COCO_CHECKPOINTS[arch]]
     with torch.device('meta'):
         model = MODELS.build(backbone)
     assert list(model.out_channels) == neck.in_channels
     # one width from the neck through the decoder to the head
     layer = cfg.model.decoder.layer_cfg
-    assert {neck.hidden_dim, layer.self_attn_cfg.embed_dims,
-            layer.cross_attn_cfg.embed_dims, layer.ffn_cfg.embed_dims,
-            cfg.model.bbox_head.embed_dims} == {
-                128 if arch == 'conv_small' else 256}
+    assert {
+        neck.hidden_dim, layer.self_attn_cfg.embed_dims,
+        layer.cross_attn_cfg.embed_dims, layer.ffn_cfg.embed_dims,
+        cfg.model.bbox_head.embed_dims
+    } == {128 if arch == 'conv_small' else 256}
     lr_mult = cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult
     assert lr_mult == (0.5 if arch == 'conv_small' else 0.1)
 
@@ -357,13 +381,17 @@ def test_detector_loss_step(config):
     model.init_weights()
     model.train()
     # 128 px: 16*16 + 8*8 + 4*4 = 336 encoder tokens >= 300 queries
-    sample = DetDataSample(metainfo=dict(
-        img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1.0, 1.0)))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(128, 128),
+            ori_shape=(128, 128),
+            scale_factor=(1.0, 1.0)))
     sample.gt_instances = InstanceData(
         bboxes=torch.tensor([[8., 8., 40., 48.]]), labels=torch.tensor([1]))
     data = model.data_preprocessor(
-        dict(inputs=[torch.randint(0, 256, (3, 128, 128), dtype=torch.uint8)],
-             data_samples=[sample]), True)
+        dict(
+            inputs=[torch.randint(0, 256, (3, 128, 128), dtype=torch.uint8)],
+            data_samples=[sample]), True)
     loss, _ = model.parse_losses(model(**data, mode='loss'))
     loss.backward()
     assert torch.isfinite(loss)

@@ -8,18 +8,24 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from mmdet.registry import MODELS
 from torch import nn
 
-from mmdet.registry import MODELS
 from rtdetr_mm.models.backbones.revcol import RevCol
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
 
 # A small arch for the numerical tests: 3 columns, all block kinds.
-SMALL_ARCH = dict(channels=[16, 32, 48, 64], layers=[1, 1, 2, 1],
-                  num_columns=3, drop_path_rate=0.2)
+SMALL_ARCH = dict(
+    channels=[16, 32, 48, 64],
+    layers=[1, 1, 2, 1],
+    num_columns=3,
+    drop_path_rate=0.2)
 # CPU bf16 depthwise convs take a slow per-channel path: fewer channels.
-NARROW_ARCH = dict(channels=[8, 8, 16, 16], layers=[1, 1, 1, 1],
-                   num_columns=2, drop_path_rate=0.2)
+NARROW_ARCH = dict(
+    channels=[8, 8, 16, 16],
+    layers=[1, 1, 1, 1],
+    num_columns=2,
+    drop_path_rate=0.2)
 PUBLISHED = {  # backbone parameters (M), out_channels for (1, 2, 3)
     'tiny': (29.9, (128, 256, 512)),
     'small': (60.1, (128, 256, 512)),
@@ -46,8 +52,8 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
             else:
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
                 continue
-            param.copy_(torch.rand(param.shape, generator=gen) *
-                        (high - low) + low)
+            param.copy_(
+                torch.rand(param.shape, generator=gen) * (high - low) + low)
     return model
 
 
@@ -56,11 +62,13 @@ def train_step(model: nn.Module, x: torch.Tensor, seed: int = 1):
     drop-path masks); returns the outputs and the gradients by name."""
     torch.manual_seed(seed)
     outs = model(x)
-    weights = [torch.randn(o.shape, generator=torch.Generator().manual_seed(
-        i)).to(o.dtype) for i, o in enumerate(outs)]
+    weights = [
+        torch.randn(o.shape,
+                    generator=torch.Generator().manual_seed(i)).to(o.dtype)
+        for i, o in enumerate(outs)
+    ]
     sum((o * w).sum() for o, w in zip(outs, weights)).backward()
-    grads = {n: p.grad for n, p in model.named_parameters()
-             if p.requires_grad}
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
     return [o.detach() for o in outs], grads
 
 
@@ -83,19 +91,18 @@ def test_variants_shapes_and_params(arch):
         assert abs(num_params - params_m) <= 0.005 * params_m, num_params
         for h, w in [(64, 64), (96, 160)]:
             outs = model(torch.empty(1, 3, h, w))
-            assert [tuple(o.shape) for o in outs] == [
-                (1, c, h // s, w // s)
-                for c, s in zip(out_channels, (8, 16, 32))]
+            assert [tuple(o.shape) for o in outs
+                    ] == [(1, c, h // s, w // s)
+                          for c, s in zip(out_channels, (8, 16, 32))]
 
 
 def test_build_and_forward_real_weights():
-    model = MODELS.build(dict(type='RevCol', arch='tiny',
-                              out_indices=(0, -1))).eval()
+    model = MODELS.build(
+        dict(type='RevCol', arch='tiny', out_indices=(0, -1))).eval()
     assert model.out_channels == (64, 512)
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 64, 96))
-    assert [tuple(o.shape) for o in outs] == [(1, 64, 16, 24),
-                                              (1, 512, 2, 3)]
+    assert [tuple(o.shape) for o in outs] == [(1, 64, 16, 24), (1, 512, 2, 3)]
     assert all(torch.isfinite(o).all() for o in outs)
 
 
@@ -105,16 +112,17 @@ def test_any_size_from_32_and_clear_error_below():
     model.eval()
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 70, 45))  # not /32: up branch resizes
-        assert [tuple(o.shape[-2:]) for o in outs] == [(8, 5), (4, 2),
-                                                       (2, 1)]
+        assert [tuple(o.shape[-2:]) for o in outs] == [(8, 5), (4, 2), (2, 1)]
         with pytest.raises(ValueError, match='>= 32'):
             model(torch.rand(1, 3, 31, 64))
 
 
 @pytest.mark.parametrize('frozen_stages', [-1, 1])
 def test_reversible_equals_plain_with_drop_path(frozen_stages):
-    plain = randomize(RevCol(arch=SMALL_ARCH, save_memory=False,
-                             frozen_stages=frozen_stages)).train()
+    plain = randomize(
+        RevCol(
+            arch=SMALL_ARCH, save_memory=False,
+            frozen_stages=frozen_stages)).train()
     reversible = copy.deepcopy(plain)
     reversible.save_memory = True
     x = torch.randn(2, 3, 32, 32)
@@ -142,8 +150,12 @@ def test_reversible_input_gradient():
 
 @pytest.mark.parametrize('save_memory', [True, False])
 def test_frozen_stages_get_no_gradient(save_memory):
-    model = randomize(RevCol(arch=SMALL_ARCH, frozen_stages=2,
-                             drop_path_rate=0., save_memory=save_memory))
+    model = randomize(
+        RevCol(
+            arch=SMALL_ARCH,
+            frozen_stages=2,
+            drop_path_rate=0.,
+            save_memory=save_memory))
     model.train()
     frozen = [model.stem] + [m for c in model.columns for m in c.levels[:2]]
     assert all(not m.training for m in frozen)
@@ -214,10 +226,12 @@ def official_state_dict(arch: dict) -> dict:
     """A state dict in the official checkpoint layout (models/revcol.py),
     written from the architecture facts, with the classification extras."""
     channels, layers = arch['channels'], arch['layers']
-    sd = {'stem.0.weight': torch.randn(channels[0], 3, 4, 4),
-          'stem.0.bias': torch.randn(channels[0]),
-          'stem.1.weight': torch.randn(channels[0]),
-          'stem.1.bias': torch.randn(channels[0])}
+    sd = {
+        'stem.0.weight': torch.randn(channels[0], 3, 4, 4),
+        'stem.0.bias': torch.randn(channels[0]),
+        'stem.1.weight': torch.randn(channels[0]),
+        'stem.1.bias': torch.randn(channels[0])
+    }
     for i in range(arch['num_columns']):
         for k, c in enumerate(channels):
             pre = f'subnet{i}.level{k}.'
@@ -254,19 +268,23 @@ def official_state_dict(arch: dict) -> dict:
 def test_official_checkpoint_layout_loads(tmp_path):
     official = official_state_dict(SMALL_ARCH)
     path = str(tmp_path / 'revcol_official.pth')
-    torch.save({'model': {f'module.{k}': v for k, v in official.items()}},
-               path)
+    torch.save({'model': {
+        f'module.{k}': v
+        for k, v in official.items()
+    }}, path)
     model = RevCol(arch=SMALL_ARCH)
     missing, unexpected = load_pretrained_checkpoint(
-        model, path, convert=model.convert_checkpoint,
+        model,
+        path,
+        convert=model.convert_checkpoint,
         ignore=model.ignored_checkpoint_keys)
     assert missing == [] and unexpected == []
-    model = RevCol(arch=SMALL_ARCH,
-                   init_cfg=dict(type='Pretrained', checkpoint=path))
+    model = RevCol(
+        arch=SMALL_ARCH, init_cfg=dict(type='Pretrained', checkpoint=path))
     model.init_weights()
     state = model.state_dict()
-    assert all(torch.equal(state[k], v) for k, v in official.items()
-               if k in state)
+    assert all(
+        torch.equal(state[k], v) for k, v in official.items() if k in state)
     assert len(state) == len(official) - 3
 
 
@@ -286,8 +304,8 @@ def test_switch_to_deploy_and_deploy_checkpoints(tmp_path):
     # an official (training-form) checkpoint into a deploy-form model
     path = str(tmp_path / 'official.pth')
     torch.save(randomize(RevCol(arch=SMALL_ARCH)).state_dict(), path)
-    reference = RevCol(arch=SMALL_ARCH,
-                       init_cfg=dict(type='Pretrained', checkpoint=path))
+    reference = RevCol(
+        arch=SMALL_ARCH, init_cfg=dict(type='Pretrained', checkpoint=path))
     reference.init_weights()
     missing, unexpected = load_pretrained_checkpoint(
         built, path, convert=built.convert_checkpoint)
@@ -329,8 +347,10 @@ def _ddp_worker(rank: int, world_size: int, port: int, result_dir: str):
         torch.manual_seed(rank)  # different data and drop-path masks
         outs = ddp(torch.randn(2, 3, 32, 32))
         sum(o.square().mean() for o in outs).backward()
-        grads = {n: p.grad for n, p in model.named_parameters()
-                 if p.requires_grad}
+        grads = {
+            n: p.grad
+            for n, p in model.named_parameters() if p.requires_grad
+        }
         torch.save(grads, os.path.join(result_dir, f'{rank}.pth'))
     finally:
         dist.destroy_process_group()
@@ -339,8 +359,9 @@ def _ddp_worker(rank: int, world_size: int, port: int, result_dir: str):
 def test_ddp_reversible_training_step():
     with tempfile.TemporaryDirectory() as result_dir:
         mp.spawn(_ddp_worker, args=(2, _free_port(), result_dir), nprocs=2)
-        grads = [torch.load(os.path.join(result_dir, f'{r}.pth'))
-                 for r in range(2)]
+        grads = [
+            torch.load(os.path.join(result_dir, f'{r}.pth')) for r in range(2)
+        ]
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name, grad in grads[0].items():
         assert grad is not None and torch.isfinite(grad).all(), name

@@ -6,8 +6,7 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
-from mmpretrain.models.backbones.riformer import \
-    RIFormer as MMPretrainRIFormer
+from mmpretrain.models.backbones.riformer import RIFormer as MMPretrainRIFormer
 from torch import nn
 
 from rtdetr_mm.models.backbones import RIFormer
@@ -20,14 +19,23 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 # configs/riformer/metafile.yml) of the classifier: backbone + GAP + a
 # 1000-way linear head.
 PUBLISHED_PARAMS = dict(
-    s12=11_915_000, s24=21_389_000, s36=30_863_000, m36=56_173_000,
+    s12=11_915_000,
+    s24=21_389_000,
+    s36=30_863_000,
+    m36=56_173_000,
     m48=73_473_000)
-STAGE_CHANNELS = dict(s12=(64, 128, 320, 512), s24=(64, 128, 320, 512),
-                      s36=(64, 128, 320, 512), m36=(96, 192, 384, 768),
-                      m48=(96, 192, 384, 768))
+STAGE_CHANNELS = dict(
+    s12=(64, 128, 320, 512),
+    s24=(64, 128, 320, 512),
+    s36=(64, 128, 320, 512),
+    m36=(96, 192, 384, 768),
+    m48=(96, 192, 384, 768))
 # A small custom arch keeps the behavioural tests fast.
-TINY = dict(layers=[1, 1, 2, 1], embed_dims=[8, 16, 24, 32],
-            mlp_ratios=[2, 2, 2, 2], layer_scale_init_value=1e-5)
+TINY = dict(
+    layers=[1, 1, 2, 1],
+    embed_dims=[8, 16, 24, 32],
+    mlp_ratios=[2, 2, 2, 2],
+    layer_scale_init_value=1e-5)
 
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -68,9 +76,9 @@ def test_shapes_and_out_channels(arch):
         with torch.device('meta'):
             outs = model(torch.empty(2, 3, *size))
         assert [tuple(o.shape) for o in outs] == [
-            (2, channels, size[0] // 2**(stage + 2),
-             size[1] // 2**(stage + 2))
-            for stage, channels in zip((1, 2, 3), model.out_channels)]
+            (2, channels, size[0] // 2**(stage + 2), size[1] // 2**(stage + 2))
+            for stage, channels in zip((1, 2, 3), model.out_channels)
+        ]
 
 
 def test_forward_real_values():
@@ -97,10 +105,11 @@ def test_param_counts_match_published(arch):
     # The training form adds each block's affine token mixer (a depthwise
     # 1x1 conv: C weights + C biases); the fusion removes exactly these.
     settings = RIFormer.arch_settings[arch]
-    mixer = sum(2 * depth * dim for depth, dim in zip(settings['layers'],
-                                                      settings['embed_dims']))
-    assert sum(p.numel() for p in training.parameters()) == (deploy_params +
-                                                             mixer)
+    mixer = sum(
+        2 * depth * dim
+        for depth, dim in zip(settings['layers'], settings['embed_dims']))
+    assert sum(p.numel() for p in training.parameters()) == (
+        deploy_params + mixer)
 
 
 @pytest.mark.parametrize('out_indices,network', [
@@ -124,17 +133,17 @@ def test_out_indices_map_onto_network(out_indices, network):
         ours = dict(zip(network, model(x)))
         theirs = dict(zip(sorted(network), reference(x)))
     for index in network:
-        torch.testing.assert_close(ours[index], theirs[index], rtol=0,
-                                   atol=0)
+        torch.testing.assert_close(ours[index], theirs[index], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('frozen_stages', [1, 2, 3, 4])
 def test_frozen_stages_map_onto_network(frozen_stages):
-    model = RIFormer(arch=TINY, out_indices=(0, 1, 2, 3),
-                     frozen_stages=frozen_stages)
+    model = RIFormer(
+        arch=TINY, out_indices=(0, 1, 2, 3), frozen_stages=frozen_stages)
     # Stage k (k >= 1) is mmpretrain's network-level frozen_stages=2k-2.
     reference = MMPretrainRIFormer(
-        arch=TINY, out_indices=[0, 2, 4, 6],
+        arch=TINY,
+        out_indices=[0, 2, 4, 6],
         frozen_stages=2 * frozen_stages - 2)
     assert frozen_names(model) == frozen_names(reference)
     assert frozen_names(model)  # not vacuous
@@ -142,8 +151,9 @@ def test_frozen_stages_map_onto_network(frozen_stages):
 
 def test_frozen_stem_only_and_none():
     model = RIFormer(arch=TINY, frozen_stages=0)
-    assert frozen_names(model) == {'patch_embed.proj.weight',
-                                   'patch_embed.proj.bias'}
+    assert frozen_names(model) == {
+        'patch_embed.proj.weight', 'patch_embed.proj.bias'
+    }
     assert not frozen_names(RIFormer(arch=TINY, frozen_stages=-1))
 
 
@@ -172,8 +182,7 @@ def test_switch_to_deploy_equivalence(mode, dtype, atol):
     # Idempotent: a second switch changes nothing.
     state = {k: v.clone() for k, v in model.state_dict().items()}
     model.switch_to_deploy()
-    assert all(torch.equal(state[k], v)
-               for k, v in model.state_dict().items())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
 
 def mmpretrain_checkpoint(path, arch, deploy=False, seed=1):
@@ -195,7 +204,10 @@ def test_loads_mmpretrain_checkpoint(tmp_path, prefix):
     expected = mmpretrain_checkpoint(path, 's12')
     model = RIFormer(arch='s12')
     missing, unexpected = load_pretrained_checkpoint(
-        model, path, prefix=prefix, convert=model.convert_checkpoint,
+        model,
+        path,
+        prefix=prefix,
+        convert=model.convert_checkpoint,
         ignore=model.ignored_checkpoint_keys)
     assert missing == [] and unexpected == []
     state = model.state_dict()
@@ -212,7 +224,8 @@ def test_init_cfg_pretrained(tmp_path):
     path = str(tmp_path / 'riformer-s12.pth')
     expected = mmpretrain_checkpoint(path, 's12')
     model = RIFormer(
-        arch='s12', frozen_stages=1,
+        arch='s12',
+        frozen_stages=1,
         init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
     model.init_weights()
     state = model.state_dict()
@@ -224,7 +237,8 @@ def test_init_cfg_deploy_checkpoint(tmp_path):
     path = str(tmp_path / 'riformer-s12-deploy.pth')
     expected = mmpretrain_checkpoint(path, 's12', deploy=True)
     model = RIFormer(
-        arch='s12', deploy=True,
+        arch='s12',
+        deploy=True,
         init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
     missing, unexpected = load_pretrained_checkpoint(
         model, path, prefix='backbone.', convert=model.convert_checkpoint)
@@ -240,20 +254,27 @@ def test_checkpoint_of_the_other_form_is_refused(tmp_path):
     mmpretrain_checkpoint(train_form, TINY)
     mmpretrain_checkpoint(deploy_form, TINY, deploy=True)
     with pytest.raises(ValueError, match='switch_to_deploy'):
-        RIFormer(arch=TINY, deploy=True, init_cfg=dict(
-            type='Pretrained', checkpoint=train_form)).init_weights()
+        RIFormer(
+            arch=TINY,
+            deploy=True,
+            init_cfg=dict(type='Pretrained',
+                          checkpoint=train_form)).init_weights()
     with pytest.raises(ValueError, match='deploy=True'):
-        RIFormer(arch=TINY, init_cfg=dict(
-            type='Pretrained', checkpoint=deploy_form)).init_weights()
+        RIFormer(
+            arch=TINY,
+            init_cfg=dict(type='Pretrained',
+                          checkpoint=deploy_form)).init_weights()
 
 
 def test_wrong_arch_checkpoint_raises(tmp_path):
     path = str(tmp_path / 'tiny.pth')
     mmpretrain_checkpoint(path, TINY)
     with pytest.raises(ValueError, match='shape mismatch'):
-        RIFormer(arch=dict(TINY, embed_dims=[8, 16, 24, 40]), init_cfg=dict(
-            type='Pretrained', checkpoint=path,
-            prefix='backbone.')).init_weights()
+        RIFormer(
+            arch=dict(TINY, embed_dims=[8, 16, 24, 40]),
+            init_cfg=dict(
+                type='Pretrained', checkpoint=path,
+                prefix='backbone.')).init_weights()
 
 
 def test_checkpoint_of_another_depth_is_refused(tmp_path):
@@ -262,9 +283,11 @@ def test_checkpoint_of_another_depth_is_refused(tmp_path):
     path = str(tmp_path / 'riformer-s24.pth')
     mmpretrain_checkpoint(path, 's24')
     init_cfg = dict(type='Pretrained', checkpoint=path, prefix='backbone.')
-    with pytest.raises(ValueError, match=r"riformer-s24.pth does not fit this "
-                       r"model \(wrong arch\? it looks like arch 's24'\); \d+ "
-                       r'unexpected key\(s\): network\.'):
+    with pytest.raises(
+            ValueError,
+            match=r"riformer-s24.pth does not fit this "
+            r"model \(wrong arch\? it looks like arch 's24'\); \d+ "
+            r'unexpected key\(s\): network\.'):
         RIFormer(arch='s12', init_cfg=init_cfg).init_weights()
     # strict=False is the explicit way to load what fits
     model = RIFormer(arch='s12', init_cfg=dict(init_cfg, strict=False))
@@ -281,28 +304,35 @@ def test_checkpoint_missing_keys_is_refused(tmp_path):
     for key in dropped:
         del state[key]
     torch.save(checkpoint, path)
-    with pytest.raises(ValueError, match=r'half.pth does not fit this model '
-                       r'\(wrong arch\? its keys match none of the published '
-                       r'archs.*\); '
-                       r'\d+ missing key\(s\): network'):
-        RIFormer(arch=TINY, init_cfg=dict(
-            type='Pretrained', checkpoint=path,
-            prefix='backbone.')).init_weights()
+    with pytest.raises(
+            ValueError,
+            match=r'half.pth does not fit this model '
+            r'\(wrong arch\? its keys match none of the published '
+            r'archs.*\); '
+            r'\d+ missing key\(s\): network'):
+        RIFormer(
+            arch=TINY,
+            init_cfg=dict(
+                type='Pretrained', checkpoint=path,
+                prefix='backbone.')).init_weights()
 
 
 def test_init_cfg_refuses_unsafe_and_broken_files(tmp_path):
     marker = tmp_path / 'pwned'
     evil = write_malicious_checkpoint(tmp_path / 'evil.pth', marker)
     with pytest.raises(UnsafeCheckpointError, match=r"'(io|builtins)\.open'"):
-        RIFormer(arch=TINY, init_cfg=dict(
-            type='Pretrained', checkpoint=str(evil))).init_weights()
+        RIFormer(
+            arch=TINY, init_cfg=dict(type='Pretrained',
+                                     checkpoint=str(evil))).init_weights()
     assert not marker.exists()
     text = tmp_path / 'notes.txt'
     text.write_text('not weights\n')
-    with pytest.raises(CheckpointFileError,
-                       match='notes.txt is not a PyTorch checkpoint'):
-        RIFormer(arch=TINY, init_cfg=dict(
-            type='Pretrained', checkpoint=str(text))).init_weights()
+    with pytest.raises(
+            CheckpointFileError,
+            match='notes.txt is not a PyTorch checkpoint'):
+        RIFormer(
+            arch=TINY, init_cfg=dict(type='Pretrained',
+                                     checkpoint=str(text))).init_weights()
 
 
 @pytest.mark.parametrize('kwargs,match', [

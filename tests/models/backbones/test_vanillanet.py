@@ -21,9 +21,19 @@ from rtdetr_mm.models.utils import load_pretrained_checkpoint
 ALL_ARCHS = ('5', '6', '7', '8', '9', '10', '11', '12', '13', '13_x1_5',
              '13_x1_5_ada_pool')
 # published parameter counts (millions) with the 1000-class classifier
-DEPLOY_PARAMS_M = {'5': 15.5, '6': 32.5, '7': 32.8, '8': 37.1, '9': 41.4,
-                   '10': 45.7, '11': 50.0, '12': 54.3, '13': 58.6,
-                   '13_x1_5': 127.8, '13_x1_5_ada_pool': 127.8}
+DEPLOY_PARAMS_M = {
+    '5': 15.5,
+    '6': 32.5,
+    '7': 32.8,
+    '8': 37.1,
+    '9': 41.4,
+    '10': 45.7,
+    '11': 50.0,
+    '12': 54.3,
+    '13': 58.6,
+    '13_x1_5': 127.8,
+    '13_x1_5_ada_pool': 127.8
+}
 TRAIN_PARAMS_M = {'5': 22.33, '13': 107.70}
 CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 # small archs: stride-1 blocks in stages 0 and 2 and 3
@@ -65,20 +75,29 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def official_state_dict(dims, strides, act_num=3, deploy=False,
+def official_state_dict(dims,
+                        strides,
+                        act_num=3,
+                        deploy=False,
                         num_classes=10):
     """Random tensors under the official ``models/vanillanet.py`` names."""
 
     def bn(prefix, n):
-        return {f'{prefix}.weight': torch.rand(n) + 0.5,
-                f'{prefix}.bias': torch.randn(n) * 0.1,
-                f'{prefix}.running_mean': torch.randn(n) * 0.1,
-                f'{prefix}.running_var': torch.rand(n) + 0.5,
-                f'{prefix}.num_batches_tracked': torch.tensor(7)}
+        return {
+            f'{prefix}.weight': torch.rand(n) + 0.5,
+            f'{prefix}.bias': torch.randn(n) * 0.1,
+            f'{prefix}.running_mean': torch.randn(n) * 0.1,
+            f'{prefix}.running_var': torch.rand(n) + 0.5,
+            f'{prefix}.num_batches_tracked': torch.tensor(7)
+        }
 
     def conv(prefix, cin, cout, k=1):
-        return {f'{prefix}.weight': torch.randn(cout, cin, k, k) / math.sqrt(
-            cin * k * k), f'{prefix}.bias': torch.randn(cout) * 0.1}
+        return {
+            f'{prefix}.weight':
+            torch.randn(cout, cin, k, k) / math.sqrt(cin * k * k),
+            f'{prefix}.bias':
+            torch.randn(cout) * 0.1
+        }
 
     k = 2 * act_num + 1
     sd = {}
@@ -132,7 +151,8 @@ def test_shapes_and_out_channels_every_variant(arch):
             else:
                 sides = [size // 4, size // 8, size // 16, size // 32]
             assert [tuple(o.shape) for o in outs] == [
-                (1, c, s, s) for c, s in zip(model.out_channels, sides)]
+                (1, c, s, s) for c, s in zip(model.out_channels, sides)
+            ]
 
 
 def test_default_out_indices_and_negative_indices():
@@ -170,8 +190,9 @@ def test_ada_pool_keeps_the_pyramid_2x_apart_for_detection_inputs():
     assert [o.shape[-1] for o in outs] == [213, 108, 54, 27]
     # the last pool is the official one: AdaptiveMaxPool2d(10) on 19x19 maps
     x = torch.randn(2, 4, 19, 19)
-    torch.testing.assert_close(PyramidAdaptiveMaxPool(0)(x),
-                               nn.AdaptiveMaxPool2d((10, 10))(x))
+    torch.testing.assert_close(
+        PyramidAdaptiveMaxPool(0)(x),
+        nn.AdaptiveMaxPool2d((10, 10))(x))
     assert PyramidAdaptiveMaxPool(2)(torch.randn(1, 1, 75, 75)).shape[-1] == 40
 
 
@@ -252,10 +273,15 @@ def _save(tmp_path, obj, name):
     return str(path)
 
 
-STEM_MAP = {'stem1.0.': 'stem.conv1.0.', 'stem1.1.': 'stem.conv1.1.',
-            'stem2.0.': 'stem.conv2.0.', 'stem2.1.': 'stem.conv2.1.',
-            'stem2.2.': 'stem.act.', 'stem.0.': 'stem.conv.',
-            'stem.1.': 'stem.act.'}
+STEM_MAP = {
+    'stem1.0.': 'stem.conv1.0.',
+    'stem1.1.': 'stem.conv1.1.',
+    'stem2.0.': 'stem.conv2.0.',
+    'stem2.1.': 'stem.conv2.1.',
+    'stem2.2.': 'stem.act.',
+    'stem.0.': 'stem.conv.',
+    'stem.1.': 'stem.act.'
+}
 
 
 def _ours(official_key):
@@ -265,24 +291,33 @@ def _ours(official_key):
     return official_key
 
 
-@pytest.mark.parametrize('arch,wrapper', [('5', 'model_ema'),
-                                          (SMALL, 'model'), (SMALL, None)])
+@pytest.mark.parametrize('arch,wrapper', [('5', 'model_ema'), (SMALL, 'model'),
+                                          (SMALL, None)])
 @pytest.mark.parametrize('deploy', [False, True])
 def test_official_checkpoint_loads(tmp_path, arch, wrapper, deploy):
-    settings = (VanillaNet.arch_settings[arch]
-                if isinstance(arch, str) else arch)
-    official = official_state_dict(settings['dims'], settings['strides'],
-                                   deploy=deploy)
-    path = _save(tmp_path, official if wrapper is None else {
-        wrapper: official, 'epoch': 299}, 'official.pth')
-    model = VanillaNet(arch=arch, deploy=deploy,
-                       init_cfg=dict(type='Pretrained', checkpoint=path))
+    settings = (
+        VanillaNet.arch_settings[arch] if isinstance(arch, str) else arch)
+    official = official_state_dict(
+        settings['dims'], settings['strides'], deploy=deploy)
+    path = _save(
+        tmp_path, official if wrapper is None else {
+            wrapper: official,
+            'epoch': 299
+        }, 'official.pth')
+    model = VanillaNet(
+        arch=arch,
+        deploy=deploy,
+        init_cfg=dict(type='Pretrained', checkpoint=path))
     missing, unexpected = load_pretrained_checkpoint(
-        model, path, convert=model.convert_checkpoint,
+        model,
+        path,
+        convert=model.convert_checkpoint,
         ignore=model.ignored_checkpoint_keys)
     assert missing == [] and unexpected == []
-    fresh = VanillaNet(arch=arch, deploy=deploy,
-                       init_cfg=dict(type='Pretrained', checkpoint=path))
+    fresh = VanillaNet(
+        arch=arch,
+        deploy=deploy,
+        init_cfg=dict(type='Pretrained', checkpoint=path))
     fresh.init_weights()
     ours = fresh.state_dict()
     for key, value in official.items():
@@ -296,8 +331,9 @@ def test_detector_checkpoint_with_prefix(tmp_path):
     detector = {f'backbone.{k}': v for k, v in official.items()}
     detector['neck.weight'] = torch.zeros(1)
     path = _save(tmp_path, {'state_dict': detector}, 'det.pth')
-    model = VanillaNet(arch=SMALL, init_cfg=dict(
-        type='Pretrained', checkpoint=path, prefix='backbone.'))
+    model = VanillaNet(
+        arch=SMALL,
+        init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
     model.init_weights()
     torch.testing.assert_close(model.stem.act.weight,
                                official['stem2.2.weight'])
@@ -306,13 +342,20 @@ def test_detector_checkpoint_with_prefix(tmp_path):
 def test_train_form_checkpoint_fused_into_deploy_model(tmp_path):
     official = official_state_dict(SMALL['dims'], SMALL['strides'])
     path = _save(tmp_path, {'model_ema': official}, 'train.pth')
-    reference = VanillaNet(arch=SMALL, out_indices=(0, 1, 2, 3),
-                           init_cfg=dict(type='Pretrained', checkpoint=path))
+    reference = VanillaNet(
+        arch=SMALL,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=path))
     reference.init_weights()
-    deploy = VanillaNet(arch=SMALL, deploy=True, out_indices=(0, 1, 2, 3),
-                        init_cfg=dict(type='Pretrained', checkpoint=path))
+    deploy = VanillaNet(
+        arch=SMALL,
+        deploy=True,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=path))
     missing, unexpected = load_pretrained_checkpoint(
-        deploy, path, convert=deploy.convert_checkpoint,
+        deploy,
+        path,
+        convert=deploy.convert_checkpoint,
         ignore=deploy.ignored_checkpoint_keys)
     assert missing == [] and unexpected == []
     x = torch.randn(1, 3, 64, 64)
@@ -322,11 +365,11 @@ def test_train_form_checkpoint_fused_into_deploy_model(tmp_path):
 
 
 def test_deploy_checkpoint_into_train_model_is_refused(tmp_path):
-    official = official_state_dict(SMALL['dims'], SMALL['strides'],
-                                   deploy=True)
+    official = official_state_dict(
+        SMALL['dims'], SMALL['strides'], deploy=True)
     path = _save(tmp_path, {'model': official}, 'deploy.pth')
-    model = VanillaNet(arch=SMALL,
-                       init_cfg=dict(type='Pretrained', checkpoint=path))
+    model = VanillaNet(
+        arch=SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
     with pytest.raises(ValueError, match='deploy=True'):
         model.init_weights()
 
@@ -334,8 +377,9 @@ def test_deploy_checkpoint_into_train_model_is_refused(tmp_path):
 def test_wrong_arch_checkpoint_is_refused(tmp_path):
     official = official_state_dict([8, 16, 32, 64], [2, 2, 2])
     path = _save(tmp_path, official, 'other.pth')
-    model = VanillaNet(arch=dict(dims=[8, 16, 32, 96], strides=[2, 2, 2]),
-                       init_cfg=dict(type='Pretrained', checkpoint=path))
+    model = VanillaNet(
+        arch=dict(dims=[8, 16, 32, 96], strides=[2, 2, 2]),
+        init_cfg=dict(type='Pretrained', checkpoint=path))
     with pytest.raises(ValueError, match='shape mismatch'):
         model.init_weights()
 

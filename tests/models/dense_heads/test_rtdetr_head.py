@@ -1,8 +1,8 @@
 import torch
-from mmengine.structures import InstanceData
-
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+
 from rtdetr_mm.models.dense_heads import RTDETRHead  # noqa: F401
 
 NUM_CLASSES, DIM, NQ = 3, 16, 6
@@ -10,16 +10,20 @@ NUM_CLASSES, DIM, NQ = 3, 16, 6
 
 def head(num_layers=2):
     return MODELS.build(
-        dict(type='RTDETRHead', num_classes=NUM_CLASSES, embed_dims=DIM,
-             num_pred_layer=num_layers + 1, as_two_stage=True,
-             test_cfg=dict(max_per_img=5)))
+        dict(
+            type='RTDETRHead',
+            num_classes=NUM_CLASSES,
+            embed_dims=DIM,
+            num_pred_layer=num_layers + 1,
+            as_two_stage=True,
+            test_cfg=dict(max_per_img=5)))
 
 
 def samples(num_boxes=(2, 0)):
     out = []
     for n in num_boxes:
-        s = DetDataSample(metainfo=dict(img_shape=(64, 80),
-                                        scale_factor=(2.0, 0.5)))
+        s = DetDataSample(
+            metainfo=dict(img_shape=(64, 80), scale_factor=(2.0, 0.5)))
         xy = torch.rand(n, 2) * 30
         s.gt_instances = InstanceData(
             bboxes=torch.cat([xy, xy + 5 + torch.rand(n, 2) * 20], 1),
@@ -30,8 +34,10 @@ def samples(num_boxes=(2, 0)):
 
 def inputs(num_queries, num_layers=2, bs=2):
     hidden = torch.randn(num_layers, bs, num_queries, DIM, requires_grad=True)
-    refs = [torch.rand(bs, num_queries, 4) * 0.5 + 0.25
-            for _ in range(num_layers + 1)]
+    refs = [
+        torch.rand(bs, num_queries, 4) * 0.5 + 0.25
+        for _ in range(num_layers + 1)
+    ]
     return hidden, refs
 
 
@@ -39,8 +45,10 @@ def test_init_and_forward_shapes():
     h = head()
     h.init_weights()
     assert len(h.cls_branches) == 3 and len(h.reg_branches) == 3
-    assert torch.allclose(h.cls_branches[0].bias,
-                          torch.full((NUM_CLASSES, ), -4.59512), atol=1e-4)
+    assert torch.allclose(
+        h.cls_branches[0].bias,
+        torch.full((NUM_CLASSES, ), -4.59512),
+        atol=1e-4)
     assert torch.all(h.reg_branches[2][-1].bias == 0)
     cls, box = h(*inputs(NQ))
     assert cls.shape == (2, 2, NQ, NUM_CLASSES) and box.shape == (2, 2, NQ, 4)

@@ -2,13 +2,13 @@ import os.path as osp
 
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import rtdetr_mm  # noqa: F401
-from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 
 CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs')
 DIM = 32
@@ -55,10 +55,11 @@ def build(**overrides):
 def make_batch(model, sizes, num_boxes, training):
     data = dict(inputs=[], data_samples=[])
     for (h, w), n in zip(sizes, num_boxes):
-        data['inputs'].append(torch.randint(0, 256, (3, h, w),
-                                            dtype=torch.uint8))
-        s = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                        scale_factor=(1.0, 1.0)))
+        data['inputs'].append(
+            torch.randint(0, 256, (3, h, w), dtype=torch.uint8))
+        s = DetDataSample(
+            metainfo=dict(
+                img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
         xy = torch.rand(n, 2) * torch.tensor([w / 2, h / 2])
         s.gt_instances = InstanceData(
             bboxes=torch.cat([xy, xy + 8 + torch.rand(n, 2) * 30], 1),
@@ -85,11 +86,14 @@ def test_loss_step_finite_with_gradients(dn):
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
-    no_grad = [n for n, p in model.named_parameters()
-               if p.requires_grad and p.grad is None]
+    no_grad = [
+        n for n, p in model.named_parameters()
+        if p.requires_grad and p.grad is None
+    ]
     assert not no_grad, no_grad
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters()
-               if p.grad is not None)
+    assert all(
+        torch.isfinite(p.grad).all() for p in model.parameters()
+        if p.grad is not None)
 
 
 def test_loss_with_images_without_boxes():
@@ -109,8 +113,7 @@ def test_predict_different_sizes_and_eval_idx():
     with torch.no_grad():
         results = model.predict(*batch)
         hidden = model.forward_transformer(
-            model.extract_feat(batch[0]),
-            batch[1])['hidden_states']
+            model.extract_feat(batch[0]), batch[1])['hidden_states']
     assert hidden.shape[0] == 1  # stopped after layer eval_idx=0
     assert batch[0].shape[-2:] == (96, 128)  # padded to /32
     for res, (h, w) in zip(results, [(96, 128), (64, 96)]):
@@ -131,8 +134,8 @@ def test_switch_to_deploy_equivalence():
         ref = model.bbox_head(**model.forward_transformer(feats))
         model.switch_to_deploy()
         model.switch_to_deploy()
-        out = model.bbox_head(**model.forward_transformer(
-            model.extract_feat(batch[0])))
+        out = model.bbox_head(
+            **model.forward_transformer(model.extract_feat(batch[0])))
     assert torch.allclose(ref[0], out[0], atol=1e-4)
     assert torch.allclose(ref[1], out[1], atol=1e-5)
     assert any('bottlenecks.0.conv.weight' in k for k in model.state_dict())

@@ -1,7 +1,7 @@
 import torch
+from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from mmdet.structures import DetDataSample
 from rtdetr_mm.models.layers import RTDETRCdnQueryGenerator
 
 
@@ -16,8 +16,11 @@ def sample(num_boxes, size=(64, 64)):
 
 def generator():
     return RTDETRCdnQueryGenerator(
-        num_classes=3, embed_dims=8, num_matching_queries=5,
-        label_noise_scale=0.5, box_noise_scale=1.0,
+        num_classes=3,
+        embed_dims=8,
+        num_matching_queries=5,
+        label_noise_scale=0.5,
+        box_noise_scale=1.0,
         group_cfg=dict(dynamic=True, num_dn_queries=6))
 
 

@@ -11,8 +11,13 @@ def build(num_layers=3, eval_idx=-1):
         eval_idx=eval_idx,
         layer_cfg=dict(
             self_attn_cfg=dict(embed_dims=16, num_heads=2),
-            cross_attn_cfg=dict(embed_dims=16, num_heads=2, num_levels=2,
-                                num_points=2, dropout=0.0, batch_first=True),
+            cross_attn_cfg=dict(
+                embed_dims=16,
+                num_heads=2,
+                num_levels=2,
+                num_points=2,
+                dropout=0.0,
+                batch_first=True),
             ffn_cfg=dict(embed_dims=16, feedforward_channels=32,
                          ffn_drop=0.0)))
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mmdet.registry import MODELS
+
 from rtdetr_mm.models.layers import RTDETRVarifocalLoss
 
 
@@ -40,8 +40,10 @@ def test_label_weights_and_errors():
     loss = RTDETRVarifocalLoss(loss_weight=2.0)
     full = loss(logits, (labels, ious), reduction_override='none')
     assert full.shape == (3, 2)
-    weighted = loss(logits, (labels, ious), weight=torch.tensor([1., 0., 1.]),
-                    reduction_override='sum')
+    weighted = loss(
+        logits, (labels, ious),
+        weight=torch.tensor([1., 0., 1.]),
+        reduction_override='sum')
     assert torch.allclose(weighted, full[[0, 2]].sum())
     with pytest.raises(ValueError, match='use_sigmoid=True'):
         RTDETRVarifocalLoss(use_sigmoid=False)

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from mmdet.registry import MODELS
+
 from rtdetr_mm.models.necks import HybridEncoder
 
 
@@ -40,8 +40,8 @@ def test_output_shapes(size):
     outs = neck(feats(*size))
     h, w = size
     assert neck.out_channels == [16, 16, 16]
-    assert [tuple(o.shape) for o in outs] == [
-        (2, 16, h // s, w // s) for s in (8, 16, 32)]
+    assert [tuple(o.shape) for o in outs] == [(2, 16, h // s, w // s)
+                                              for s in (8, 16, 32)]
     # round(3 * 0.67) = 2 RepVGG blocks, expansion 0.5 -> conv3 exists
     assert len(neck.fpn_blocks[0].bottlenecks) == 2
     assert not isinstance(neck.fpn_blocks[0].conv3, torch.nn.Identity)
@@ -49,8 +49,11 @@ def test_output_shapes(size):
 
 def test_registered_and_no_aifi():
     neck = MODELS.build(
-        dict(type='HybridEncoder', in_channels=[8, 16, 24], hidden_dim=16,
-             num_encoder_layers=0))
+        dict(
+            type='HybridEncoder',
+            in_channels=[8, 16, 24],
+            hidden_dim=16,
+            num_encoder_layers=0))
     assert len(neck.encoder) == 0
     assert len(neck(feats(64, 64))) == 3
 
@@ -64,8 +67,10 @@ def test_position_embedding_layout():
     for i in range(w * h):
         x, y = i // h, i % h
         expected = torch.cat([
-            torch.sin(x * omega), torch.cos(x * omega),
-            torch.sin(y * omega), torch.cos(y * omega)
+            torch.sin(x * omega),
+            torch.cos(x * omega),
+            torch.sin(y * omega),
+            torch.cos(y * omega)
         ])
         assert torch.allclose(pos[0, i], expected, atol=1e-6)
 
@@ -94,8 +99,9 @@ def test_switch_to_deploy_equivalence():
 
 def test_bad_inputs():
     neck = tiny_encoder()
-    with pytest.raises(ValueError, match=r'\[8, 16, 24\] \(in_channels\).*'
-                       r'\[8, 16, 32\]'):
+    with pytest.raises(
+            ValueError, match=r'\[8, 16, 24\] \(in_channels\).*'
+            r'\[8, 16, 32\]'):
         neck(feats(64, 64, channels=(8, 16, 32)))
     with pytest.raises(ValueError, match='got 2 feature maps'):
         neck(feats(64, 64)[:2])
