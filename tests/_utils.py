@@ -1,5 +1,10 @@
 """Helpers shared by the test files."""
+from pathlib import Path
+
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / 'configs'
 
 
 class TouchFile:

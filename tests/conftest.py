@@ -1,9 +1,7 @@
 """Fixtures shared by the whole suite."""
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from ._utils import REPO
 
 
 @pytest.fixture(scope='session')

@@ -6,7 +6,7 @@
 #   bash tools/setup.sh --use-active    # installs into the active environment
 #   RTDETR_MM_VENV=/path/to/venv bash tools/setup.sh
 #
-# The first run builds mmcv (~15 min on 2 cores) and caches the wheel in
+# The first run builds mmcv (~37 min on 2 cores) and caches the wheel in
 # ~/.cache/rtdetr_mm; later runs only check what is installed (seconds).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -170,7 +170,7 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
             env['CUDA_VISIBLE_DEVICES'] = ''
         log(f'building mmcv {MMCV_VERSION} with ops ({standard}, '
             f'{"CUDA" if with_cuda else "CPU"}, MAX_JOBS={env["MAX_JOBS"]}); '
-            'this takes ~15 min on 2 cores')
+            'this takes ~37 min on 2 cores')
         run([
             sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation',
             '--no-deps', '-c', constraints, '-w', dest_dir, src

@@ -8,7 +8,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner import get_priority
 
 from rtdetr_mm.engine.hooks import FiniteLossHook
-from ..conftest import REPO
+from .._utils import REPO
 
 
 def _runner(iteration=41, epoch=3):

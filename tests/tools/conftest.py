@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from .._utils import CONFIG_DIR, REPO
+
 # The toy config the README's main job uses (RT-DETR + FasterNet-T0); the
 # tests shrink it to a few iterations.
-TOY_CONFIG = REPO / 'configs' / 'toy' / 'rtdetr_fasternet_t0_toy.py'
+TOY_CONFIG = CONFIG_DIR / 'toy' / 'rtdetr_fasternet_t0_toy.py'
 
 
 def load_tool(relative_path: str):

@@ -8,7 +8,6 @@ the renaming the official repository's ``models/fasternet.py`` implies
 """
 import copy
 import re
-from pathlib import Path
 
 import pytest
 import timm
@@ -20,12 +19,12 @@ from torch import nn
 
 from rtdetr_mm.models.backbones.fasternet import FasterNet
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
+from ..._utils import CONFIG_DIR
 
 # Published parameter counts (M) of the classifiers (official README).
 PUBLISHED_PARAMS = dict(t0=3.9, t1=7.6, t2=15.0, s=31.1, m=53.5, l=93.4)
 EMBED_DIMS = dict(t0=40, t1=64, t2=96, s=128, m=144, l=192)
 ALL_ARCHS = tuple(PUBLISHED_PARAMS)
-CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 
 
 def timm_classifier(arch, **kwargs):

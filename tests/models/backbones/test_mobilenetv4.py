@@ -1,5 +1,4 @@
 """Tests of the MobileNetV4 backbone against timm's own MobileNetV4 models."""
-from pathlib import Path
 
 import pytest
 import timm
@@ -14,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from rtdetr_mm.models.backbones.mobilenetv4 import MobileNetV4
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
+from ..._utils import CONFIG_DIR
 
 MAIN_ARCHS = ('conv_small', 'conv_medium', 'conv_large', 'hybrid_medium',
               'hybrid_large')
@@ -40,7 +40,6 @@ COCO_CHECKPOINTS = dict(
     conv_large='mobilenetv4_conv_large.e600_r384_in1k',
     hybrid_medium='mobilenetv4_hybrid_medium.ix_e550_r256_in1k',
     hybrid_large='mobilenetv4_hybrid_large.ix_e600_r384_in1k')
-CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 
 
 @pytest.fixture(autouse=True, scope='module')

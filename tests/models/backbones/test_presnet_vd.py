@@ -6,7 +6,7 @@ from mmengine.config import Config
 
 from rtdetr_mm.models.backbones.presnet_vd import OFFICIAL_IMAGENET_WEIGHTS
 from rtdetr_mm.models.utils.rtdetr_official_keys import mm_to_official
-from ...conftest import REPO
+from ..._utils import REPO
 
 
 def test_r18_has_stage1_projection_shortcut():

@@ -1,6 +1,5 @@
 """Tests of the RIFormer backbone (a subclass of mmpretrain's RIFormer)."""
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +11,8 @@ from torch import nn
 from rtdetr_mm.models.backbones import RIFormer
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
 from rtdetr_mm.utils import CheckpointFileError, UnsafeCheckpointError
-from ..._utils import write_malicious_checkpoint
+from ..._utils import CONFIG_DIR, write_malicious_checkpoint
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 # Published ImageNet parameter counts (mmpretrain's
 # configs/riformer/metafile.yml) of the classifier: backbone + GAP + a
 # 1000-way linear head.

@@ -6,7 +6,6 @@ Official checkpoints are written by the tests in the official key layout,
 generated from the official module definition (not from our module).
 """
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 from rtdetr_mm.models.backbones.vanillanet import (PyramidAdaptiveMaxPool,
                                                    VanillaNet)
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
+from ..._utils import CONFIG_DIR
 
 ALL_ARCHS = ('5', '6', '7', '8', '9', '10', '11', '12', '13', '13_x1_5',
              '13_x1_5_ada_pool')
@@ -35,7 +35,6 @@ DEPLOY_PARAMS_M = {
     '13_x1_5_ada_pool': 127.8
 }
 TRAIN_PARAMS_M = {'5': 22.33, '13': 107.70}
-CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 # small archs: stride-1 blocks in stages 0 and 2 and 3
 SMALL = dict(dims=[8, 8, 16, 32, 32, 48, 48], strides=[1, 2, 2, 1, 2, 1])
 SMALL_ADA = dict(SMALL, ada_pool=True)

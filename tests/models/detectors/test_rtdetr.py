@@ -1,5 +1,3 @@
-import os.path as osp
-
 import pytest
 import torch
 from mmdet.registry import MODELS
@@ -9,8 +7,8 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import rtdetr_mm  # noqa: F401
+from ..._utils import CONFIG_DIR
 
-CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs')
 DIM = 32
 # R18vd layout at a tiny width: base 8 channels, hidden 32, 2 decoder layers
 TINY = dict(
@@ -37,7 +35,7 @@ TINY = dict(
 
 
 def tiny_cfg(**overrides):
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'rtdetr_r18vd_coco.py'))
+    cfg = Config.fromfile(CONFIG_DIR / 'rtdetr_r18vd_coco.py')
     cfg.merge_from_dict(dict(model=TINY))
     if overrides:
         cfg.merge_from_dict(dict(model=overrides))
