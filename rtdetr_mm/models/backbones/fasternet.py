@@ -29,7 +29,7 @@ from timm.models.fasternet import FasterNet as TimmFasterNet
 from timm.models.fasternet import PatchMerging
 from torch import nn
 
-from ..utils import (PyramidBackboneMixin, check_frozen_stages,
+from ..utils import (PyramidBackboneMixin, arch_table, check_frozen_stages,
                      fuse_conv_norm_in, normalize_out_indices, resolve_arch)
 
 # Keys only the official release layout has: its merging layers sit directly
@@ -107,32 +107,15 @@ class FasterNet(PyramidBackboneMixin, BaseModule):
         >>> model.out_channels
         (80, 160, 320)
     """
-    arch_settings: Dict[str, dict] = {
-        't0':
-        dict(embed_dims=40, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
-        't1':
-        dict(embed_dims=64, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
-        't2':
-        dict(
-            embed_dims=96,
-            depths=(1, 2, 8, 2),
-            act_cfg=dict(type='ReLU', inplace=True)),
-        's':
-        dict(
-            embed_dims=128,
-            depths=(1, 2, 13, 2),
-            act_cfg=dict(type='ReLU', inplace=True)),
-        'm':
-        dict(
-            embed_dims=144,
-            depths=(3, 4, 18, 3),
-            act_cfg=dict(type='ReLU', inplace=True)),
-        'l':
-        dict(
-            embed_dims=192,
-            depths=(3, 4, 18, 3),
-            act_cfg=dict(type='ReLU', inplace=True)),
-    }
+    arch_settings = arch_table(
+        ('embed_dims', 'depths', 'act_cfg'), {
+            't0': (40, (1, 2, 8, 2), dict(type='GELU')),
+            't1': (64, (1, 2, 8, 2), dict(type='GELU')),
+            't2': (96, (1, 2, 8, 2), dict(type='ReLU', inplace=True)),
+            's': (128, (1, 2, 13, 2), dict(type='ReLU', inplace=True)),
+            'm': (144, (3, 4, 18, 3), dict(type='ReLU', inplace=True)),
+            'l': (192, (3, 4, 18, 3), dict(type='ReLU', inplace=True)),
+        })
     # Classifier heads: official (avgpool_pre_head.1 + head) and timm's.
     ignored_checkpoint_keys = (
         r'^(head|avgpool_pre_head|classifier|conv_head)\.')

@@ -36,8 +36,9 @@ from timm.models._efficientnet_blocks import (ConvBnAct, EdgeResidual,
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_bn_conv,
-                     fuse_conv_norm_in, normalize_out_indices, resolve_arch)
+from ..utils import (PyramidBackboneMixin, arch_table, check_frozen_stages,
+                     fuse_bn_conv, fuse_conv_norm_in, normalize_out_indices,
+                     resolve_arch)
 
 TIMM_HUB_SCHEME = 'timm://'
 
@@ -190,69 +191,27 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
     # channels: pyramid stages 1..4 at the TF endpoints (timm's feature_info
     # for stages 1..3, the last block of blocks.3 for stage 4);
     # head_channels: timm's 1x1 head conv (blocks.4).
-    arch_settings = {
-        'conv_small':
-        dict(
-            timm_model='mobilenetv4_conv_small',
-            channels=(32, 64, 96, 128),
-            head_channels=960),
-        'conv_medium':
-        dict(
-            timm_model='mobilenetv4_conv_medium',
-            channels=(48, 80, 160, 256),
-            head_channels=960),
-        'conv_large':
-        dict(
-            timm_model='mobilenetv4_conv_large',
-            channels=(48, 96, 192, 512),
-            head_channels=960),
-        'hybrid_medium':
-        dict(
-            timm_model='mobilenetv4_hybrid_medium',
-            channels=(48, 80, 160, 256),
-            head_channels=960),
-        'hybrid_large':
-        dict(
-            timm_model='mobilenetv4_hybrid_large',
-            channels=(48, 96, 192, 512),
-            head_channels=960),
-        # timm's further variants: width multipliers, anti-aliased convs.
-        'conv_small_035':
-        dict(
-            timm_model='mobilenetv4_conv_small_035',
-            channels=(16, 24, 32, 48),
-            head_channels=336),
-        'conv_small_050':
-        dict(
-            timm_model='mobilenetv4_conv_small_050',
-            channels=(16, 32, 48, 64),
-            head_channels=480),
-        'conv_aa_medium':
-        dict(
-            timm_model='mobilenetv4_conv_aa_medium',
-            channels=(48, 80, 160, 256),
-            head_channels=960),
-        'conv_blur_medium':
-        dict(
-            timm_model='mobilenetv4_conv_blur_medium',
-            channels=(48, 80, 160, 256),
-            head_channels=960),
-        'conv_aa_large':
-        dict(
-            timm_model='mobilenetv4_conv_aa_large',
-            channels=(48, 96, 192, 512),
-            head_channels=960),
-        'hybrid_medium_075':
-        dict(
-            timm_model='mobilenetv4_hybrid_medium_075',
-            channels=(40, 64, 120, 192),
-            head_channels=720),
-        'hybrid_large_075':
-        dict(
-            timm_model='mobilenetv4_hybrid_large_075',
-            channels=(40, 72, 144, 384),
-            head_channels=720),
-    }
+    # arch (timm's mobilenetv4_<arch>): stage channels, head-conv channels
+    arch_settings = arch_table(
+        ('timm_model', 'channels', 'head_channels'),
+        {
+            arch: (f'mobilenetv4_{arch}', channels, head_channels)
+            for arch, channels, head_channels in (
+                ('conv_small', (32, 64, 96, 128), 960),
+                ('conv_medium', (48, 80, 160, 256), 960),
+                ('conv_large', (48, 96, 192, 512), 960),
+                ('hybrid_medium', (48, 80, 160, 256), 960),
+                ('hybrid_large', (48, 96, 192, 512), 960),
+                # timm's further variants: width multipliers, anti-aliasing
+                ('conv_small_035', (16, 24, 32, 48), 336),
+                ('conv_small_050', (16, 32, 48, 64), 480),
+                ('conv_aa_medium', (48, 80, 160, 256), 960),
+                ('conv_blur_medium', (48, 80, 160, 256), 960),
+                ('conv_aa_large', (48, 96, 192, 512), 960),
+                ('hybrid_medium_075', (40, 64, 120, 192), 720),
+                ('hybrid_large_075', (40, 72, 144, 384), 720),
+            )
+        })
     # timm's classification head; blocks.4 is added when it is not used.
     head_keys = r'^(conv_head|norm_head|classifier)\.'
 

@@ -9,7 +9,7 @@ load as they are: ``stem.{0,1}``, ``subnet{i}.alpha{k}``,
 The reversible training path lives in :mod:`.revcol_function`.
 """
 import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..utils import (PyramidBackboneMixin, check_frozen_stages,
+from ..utils import (PyramidBackboneMixin, arch_table, check_frozen_stages,
                      normalize_out_indices, resolve_arch, scale_linear,
                      switch_submodules_to_deploy)
 from .revcol_function import NUM_LEVELS, reversible_column, run_column
@@ -254,38 +254,14 @@ class RevCol(PyramidBackboneMixin, BaseModule):
         >>> model.out_channels
         (128, 256, 512)
     """
-    arch_settings: Dict[str, dict] = {
-        'tiny':
-        dict(
-            channels=[64, 128, 256, 512],
-            layers=[2, 2, 4, 2],
-            num_columns=4,
-            drop_path_rate=0.1),
-        'small':
-        dict(
-            channels=[64, 128, 256, 512],
-            layers=[2, 2, 4, 2],
-            num_columns=8,
-            drop_path_rate=0.3),
-        'base':
-        dict(
-            channels=[72, 144, 288, 576],
-            layers=[1, 1, 3, 2],
-            num_columns=16,
-            drop_path_rate=0.4),
-        'large':
-        dict(
-            channels=[128, 256, 512, 1024],
-            layers=[1, 2, 6, 2],
-            num_columns=8,
-            drop_path_rate=0.5),
-        'xlarge':
-        dict(
-            channels=[224, 448, 896, 1792],
-            layers=[1, 2, 6, 2],
-            num_columns=8,
-            drop_path_rate=0.5),
-    }
+    arch_settings = arch_table(
+        ('channels', 'layers', 'num_columns', 'drop_path_rate'), {
+            'tiny': ([64, 128, 256, 512], [2, 2, 4, 2], 4, 0.1),
+            'small': ([64, 128, 256, 512], [2, 2, 4, 2], 8, 0.3),
+            'base': ([72, 144, 288, 576], [1, 1, 3, 2], 16, 0.4),
+            'large': ([128, 256, 512, 1024], [1, 2, 6, 2], 8, 0.5),
+            'xlarge': ([224, 448, 896, 1792], [1, 2, 6, 2], 8, 0.5),
+        })
     ignored_checkpoint_keys = r'^(cls_blocks|decoder_blocks|cls|head)\b'
     min_input_size = 32
 

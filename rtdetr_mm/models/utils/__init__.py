@@ -1,4 +1,5 @@
-from .backbone_utils import (PyramidBackboneMixin, check_frozen_stages, freeze,
+from .backbone_utils import (PyramidBackboneMixin, arch_table,
+                             check_frozen_stages, freeze,
                              normalize_out_indices, resolve_arch,
                              set_batchnorm_eval, switch_submodules_to_deploy)
 from .checkpoint import (compare_keys, describe_key_problems,
@@ -9,7 +10,7 @@ from .fusion import (fuse_bn_conv, fuse_conv_bn, fuse_conv_norm_in,
                      scale_linear)
 
 __all__ = [
-    'PyramidBackboneMixin', 'check_frozen_stages', 'freeze',
+    'PyramidBackboneMixin', 'arch_table', 'check_frozen_stages', 'freeze',
     'normalize_out_indices', 'resolve_arch', 'set_batchnorm_eval',
     'switch_submodules_to_deploy', 'compare_keys', 'describe_key_problems',
     'load_pretrained_checkpoint', 'select_prefix', 'unwrap_state_dict',

@@ -9,6 +9,7 @@ The backbone contract (``docs/design.md``) is implemented once here:
   ``switch_to_deploy`` plumbing and official-checkpoint loading on top of a
   per-family ``stage_modules()``.
 """
+import copy
 import inspect
 import logging
 import re
@@ -22,6 +23,18 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from .checkpoint import load_pretrained_checkpoint
 
 NUM_PYRAMID_STAGES = 4  # strides 4, 8, 16, 32
+
+
+def arch_table(fields: Sequence[str], rows: Dict[str,
+                                                 tuple]) -> Dict[str, dict]:
+    """``arch_settings`` from a literal table: ``{arch: dict(zip(fields,
+    row))}``; every arch has exactly ``fields`` (the fields a custom arch
+    dict needs)."""
+    for arch, row in rows.items():
+        if len(row) != len(fields):
+            raise ValueError(f'arch {arch!r}: {len(row)} values for the '
+                             f'fields {list(fields)}')
+    return {arch: dict(zip(fields, row)) for arch, row in rows.items()}
 
 
 def resolve_arch(arch: Union[str, dict], arch_settings: Dict[str, dict],
@@ -38,14 +51,14 @@ def resolve_arch(arch: Union[str, dict], arch_settings: Dict[str, dict],
             raise ValueError(f'{family}: unknown arch {arch!r}; valid archs '
                              f'are {sorted(arch_settings)} (or a dict with '
                              'the same fields)')
-        return dict(arch_settings[arch])
+        return copy.deepcopy(arch_settings[arch])
     if isinstance(arch, dict):
         required = set(next(iter(arch_settings.values())))
         missing = required - set(arch)
         if missing:
             raise ValueError(f'{family}: a custom arch dict needs the fields '
                              f'{sorted(required)}; missing {sorted(missing)}')
-        return dict(arch)
+        return copy.deepcopy(arch)
     raise TypeError(f'{family}: arch must be a str or a dict, got '
                     f'{type(arch).__name__}')
 
