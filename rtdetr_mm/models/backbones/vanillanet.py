@@ -18,7 +18,7 @@ form). The stem is a block too (``stem.conv1`` / ``stem.conv2`` /
 """
 import math
 import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +28,9 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils import (PyramidBackboneMixin, check_frozen_stages, fuse_conv_bn,
-                     merge_sequential_convs, normalize_out_indices,
-                     resolve_arch)
+from ..utils import (PyramidBackboneMixin, arch_table, check_frozen_stages,
+                     fuse_conv_bn, merge_sequential_convs,
+                     normalize_out_indices, resolve_arch)
 
 FAMILY = 'VanillaNet'
 
@@ -264,28 +264,32 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
         >>> model.switch_to_deploy()  # exact in eval mode at act_learn == 1
     """
 
-    arch_settings: Dict[str, dict] = {
-        '5':
-        dict(dims=[512, 1024, 2048, 4096], strides=[2, 2, 2]),
-        '6':
-        dict(dims=[512, 1024, 2048, 4096, 4096], strides=[2, 2, 2, 1]),
-        **{
-            str(depth):
-            dict(
-                dims=[512, 512, 1024] + [2048] * (depth - 6) + [4096, 4096],
-                strides=[1, 2, 2] + [1] * (depth - 7) + [2, 1])
-            for depth in range(7, 14)
-        },
-        '13_x1_5':
-        dict(
-            dims=[768, 768, 1536] + [3072] * 7 + [6144, 6144],
-            strides=[1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1]),
-        '13_x1_5_ada_pool':
-        dict(
-            dims=[768, 768, 1536] + [3072] * 7 + [6144, 6144],
-            strides=[1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1],
-            ada_pool=True),
-    }
+    # yapf: disable
+    # the official variants: widths and strides of the stem and the blocks,
+    # adaptive pooling (the stride-3 stem of 13_x1_5_ada_pool)
+    arch_settings = arch_table(('dims', 'strides', 'ada_pool'), {
+        '5': ([512, 1024, 2048, 4096], [2, 2, 2], False),
+        '6': ([512, 1024, 2048, 4096, 4096], [2, 2, 2, 1], False),
+        '7': ([512, 512, 1024] + [2048] * 1 + [4096] * 2,
+              [1, 2, 2, 2, 1], False),
+        '8': ([512, 512, 1024] + [2048] * 2 + [4096] * 2,
+              [1, 2, 2, 1, 2, 1], False),
+        '9': ([512, 512, 1024] + [2048] * 3 + [4096] * 2,
+              [1, 2, 2, 1, 1, 2, 1], False),
+        '10': ([512, 512, 1024] + [2048] * 4 + [4096] * 2,
+               [1, 2, 2, 1, 1, 1, 2, 1], False),
+        '11': ([512, 512, 1024] + [2048] * 5 + [4096] * 2,
+               [1, 2, 2, 1, 1, 1, 1, 2, 1], False),
+        '12': ([512, 512, 1024] + [2048] * 6 + [4096] * 2,
+               [1, 2, 2, 1, 1, 1, 1, 1, 2, 1], False),
+        '13': ([512, 512, 1024] + [2048] * 7 + [4096] * 2,
+               [1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1], False),
+        '13_x1_5': ([768, 768, 1536] + [3072] * 7 + [6144] * 2,
+                    [1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1], False),
+        '13_x1_5_ada_pool': ([768, 768, 1536] + [3072] * 7 + [6144] * 2,
+                             [1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1], True),
+    })
+    # yapf: enable
     # the classifier: train form cls1/cls2, deploy form cls
     ignored_checkpoint_keys = r'^(cls\d?|head|fc)\.'
 
@@ -305,11 +309,7 @@ class VanillaNet(PyramidBackboneMixin, BaseModule):
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, dict):
             arch = dict(dict(ada_pool=False), **arch)
-        settings = resolve_arch(
-            arch, {
-                name: dict(dict(ada_pool=False), **value)
-                for name, value in self.arch_settings.items()
-            }, FAMILY)
+        settings = resolve_arch(arch, self.arch_settings, FAMILY)
         dims, strides = list(settings['dims']), list(settings['strides'])
         self._check_arch(dims, strides)
         if not isinstance(act_num, int) or act_num < 0:
