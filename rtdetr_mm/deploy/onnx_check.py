@@ -8,7 +8,7 @@ whose scores differ by less than the tolerance may come in either order
 matched against the other side's detections of (nearly) equal score.
 """
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -25,19 +25,20 @@ class OnnxMismatchError(RuntimeError):
 Detections = Tuple[np.ndarray, np.ndarray, np.ndarray]  # labels, boxes, sc.
 
 
-def check_images(seed: int = 0) -> List[np.ndarray]:
-    """RGB uint8 images: three structured scenes of different sizes and
-    one photograph (matplotlib's sample portrait, a real camera image)."""
+def check_images(seed: int = 0) -> Dict[str, np.ndarray]:
+    """RGB uint8 images by name: three structured scenes of different sizes
+    and one photograph (matplotlib's sample portrait, a real camera
+    image)."""
     from matplotlib import cbook
     rng = np.random.default_rng(seed)
-    scenes = [
-        make_image(rng, h, w)[0][..., ::-1]  # make_image gives BGR
+    images = {
+        f'scene {h}x{w}': make_image(rng, h, w)[0][..., ::-1]  # BGR -> RGB
         for h, w in ((256, 256), (300, 420), (480, 360))
-    ]
+    }
     with cbook.get_sample_data('grace_hopper.jpg') as f:
-        photo = cv2.imdecode(
+        images['photo grace_hopper.jpg'] = cv2.imdecode(
             np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-    return [np.ascontiguousarray(img) for img in scenes + [photo]]
+    return {name: np.ascontiguousarray(img) for name, img in images.items()}
 
 
 def resize_batch(images: Sequence[np.ndarray],
@@ -145,11 +146,8 @@ def check_onnx(onnx_file,
     import onnxruntime
     session = onnxruntime.InferenceSession(
         str(onnx_file), providers=['CPUExecutionProvider'])
-    images = check_images()
-    names = [
-        'scene 256x256', 'scene 300x420', 'scene 480x360',
-        'photo grace_hopper.jpg'
-    ]
+    named = check_images()
+    names, images = list(named), list(named.values())
     runs, problems = [], []
     for batch in batch_sizes:
         groups = ([[i] for i in range(len(images))]

@@ -34,7 +34,7 @@ def trained_toy_checkpoint(config, path):
     cfg = load_config(str(config))  # sets the registry scope
     torch.manual_seed(0)  # the same weights whatever ran before
     model = MODELS.build(copy.deepcopy(cfg.model)).eval()
-    pixels, sizes = resize_batch(check_images(), SHAPE)
+    pixels, sizes = resize_batch(list(check_images().values()), SHAPE)
     trained_like(model, lambda: torch_predict(model, pixels, sizes))
     torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict()), path)
     return path

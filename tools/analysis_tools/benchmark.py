@@ -263,7 +263,7 @@ def build_detector(config: str, args) -> tuple:
     cfg.model.backbone.pop('init_cfg', None)  # random weights, no download
     cfg.model.data_preprocessor.batch_augments = None  # fixed input size
     model = MODELS.build(cfg.model).eval()
-    images = check_images()
+    images = list(check_images().values())
     pixels, sizes = resize_batch(images, args.shape)
     trained_like(model, lambda: torch_predict(model, pixels, sizes))
     batch = [images[i % len(images)] for i in range(args.batch)]
@@ -456,7 +456,7 @@ def bench_memory(config: str, args) -> dict:
     backbone_cfg.drop_path_rate = 0.  # both paths do the same work
     torch.manual_seed(0)
     backbone = MODELS.build(backbone_cfg).to(device).train()
-    images = check_images()
+    images = list(check_images().values())
     pixels, _ = resize_batch(
         [images[i % len(images)] for i in range(args.batch)], args.shape)
     inputs, _ = preprocess(MODELS.build(cfg.model.data_preprocessor), pixels)
