@@ -117,45 +117,36 @@ class HybridEncoder(BaseModule):
         ]) if num_encoder_layers > 0 else nn.ModuleList()
 
         num_blocks = round(3 * depth_mult)
+
+        def conv(kernel_size: int, stride: int) -> ConvModule:
+            return ConvModule(
+                hidden_dim,
+                hidden_dim,
+                kernel_size,
+                stride,
+                kernel_size // 2,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg)
+
+        def csp_rep_layer() -> CSPRepLayer:  # 2C (concat) -> C
+            return CSPRepLayer(
+                2 * hidden_dim,
+                hidden_dim,
+                num_blocks,
+                expansion,
+                norm_cfg,
+                act_cfg,
+                deploy=deploy)
+
         self.lateral_convs = nn.ModuleList()
         self.fpn_blocks = nn.ModuleList()
         self.downsample_convs = nn.ModuleList()
         self.pan_blocks = nn.ModuleList()
         for _ in range(num_levels - 1):
-            self.lateral_convs.append(
-                ConvModule(
-                    hidden_dim,
-                    hidden_dim,
-                    1,
-                    norm_cfg=norm_cfg,
-                    act_cfg=act_cfg))
-            self.fpn_blocks.append(
-                CSPRepLayer(
-                    2 * hidden_dim,
-                    hidden_dim,
-                    num_blocks,
-                    expansion,
-                    norm_cfg,
-                    act_cfg,
-                    deploy=deploy))
-            self.downsample_convs.append(
-                ConvModule(
-                    hidden_dim,
-                    hidden_dim,
-                    3,
-                    2,
-                    1,
-                    norm_cfg=norm_cfg,
-                    act_cfg=act_cfg))
-            self.pan_blocks.append(
-                CSPRepLayer(
-                    2 * hidden_dim,
-                    hidden_dim,
-                    num_blocks,
-                    expansion,
-                    norm_cfg,
-                    act_cfg,
-                    deploy=deploy))
+            self.lateral_convs.append(conv(1, 1))
+            self.fpn_blocks.append(csp_rep_layer())
+            self.downsample_convs.append(conv(3, 2))
+            self.pan_blocks.append(csp_rep_layer())
 
     @staticmethod
     def build_2d_sincos_position_embedding(

@@ -126,10 +126,12 @@ def fuse_conv_norm_in(module: nn.Module,
     ``module.<norm_path>``, and that norm by ``remainder`` (default
     ``nn.Identity``, which keeps ``nn.Sequential`` indices such as
     ``mlp.3``)."""
-    conv = module.get_submodule(conv_path)
-    norm = module.get_submodule(norm_path)
-    for path, new in ((conv_path, fuse_conv_bn(conv,
-                                               norm)), (norm_path, remainder
-                                                        or nn.Identity())):
+    fused = fuse_conv_bn(
+        module.get_submodule(conv_path), module.get_submodule(norm_path))
+    replacements = {
+        conv_path: fused,
+        norm_path: nn.Identity() if remainder is None else remainder
+    }
+    for path, new in replacements.items():
         parent, _, name = path.rpartition('.')
         setattr(module.get_submodule(parent), name, new)
