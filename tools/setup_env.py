@@ -33,22 +33,13 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PROBE = REPO_ROOT / 'tools' / 'setup_probe.py'
+sys.path.insert(0, str(PROBE.parent))  # when imported from elsewhere (tests)
+from setup_probe import MARKER, OPENMIM_DEPS, read_pins  # noqa: E402
 
-# The pair that installs and imports on the machines this project is built on
-# (the only importable pair there): used only when torch/torchvision are
-# missing.
-DEFAULT_TORCH = '2.14.1'
-DEFAULT_TORCHVISION = '0.29.1'
-MMCV_VERSION = '2.1.0'  # mmdet 3.3 refuses mmcv >= 2.2
-# Build requirements of mmcv's setup.py: it imports pkg_resources, which
-# setuptools >= 81 removed; torch >= 2.13 wants setuptools >= 77.
-BUILD_REQUIREMENTS = ['setuptools>=77,<81', 'wheel', 'ninja', 'packaging']
-# openmim's runtime requirements without `opendatalab` (which pins old
-# setuptools/requests through openxlab and is only needed for dataset
-# download).
-OPENMIM_DEPS = [
-    'click', 'colorama', 'model-index', 'pandas', 'requests', 'rich',
-    'tabulate'
+PINS = read_pins()
+BUILD_REQUIREMENTS = [
+    f'setuptools{PINS["setuptools"]}', 'wheel', 'ninja', 'packaging'
 ]
 
 
@@ -64,15 +55,6 @@ def run(cmd, env=None):
     if result.returncode != 0:
         raise SystemExit(f'setup failed (exit {result.returncode}) running: ' +
                          ' '.join(str(c) for c in cmd))
-
-
-def python_probe(code, cwd=None):
-    """Run ``code`` in a fresh interpreter; return (ok, stdout+stderr)."""
-    proc = subprocess.run([sys.executable, '-c', code],
-                          capture_output=True,
-                          text=True,
-                          cwd=cwd)
-    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
 def parse_version(text):
@@ -118,44 +100,40 @@ def pip(*args):
     run([sys.executable, '-m', 'pip', *args])
 
 
-def ensure_torch(versions):
-    """Install torch + torchvision unless ``versions`` says they import.
+def ensure_torch(state):
+    """Install torch + torchvision unless the probe ``state`` has them.
 
     Returns:
         (torch metadata version, torchvision metadata version,
         torch.__version__)
     """
-    if versions:
+    if state['torch_versions']:
+        versions = state['torch_versions']
         log(f'torch {versions[2]} + torchvision {versions[1]} already '
             'installed: kept')
         return tuple(versions)
-    log(f'torch/torchvision not importable; installing torch=={DEFAULT_TORCH} '
-        f'torchvision=={DEFAULT_TORCHVISION}')
-    pip('install', f'torch=={DEFAULT_TORCH}',
-        f'torchvision=={DEFAULT_TORCHVISION}')
-    versions = probe_environment()['torch']
-    if not versions:
-        raise SystemExit('torch/torchvision do not import after install')
-    return tuple(versions)
-
-
-def mmcv_ops_ok():
-    ok, out = python_probe(
-        'import mmcv, mmcv.ops; from mmcv.ops import nms, '
-        'MultiScaleDeformableAttention; print(mmcv.__version__)')
-    return ok and out.splitlines()[-1] == MMCV_VERSION, out
+    log(f'torch/torchvision not importable '
+        f'({state["errors"]["torch_versions"]}); installing '
+        f'torch=={PINS["torch"]} torchvision=={PINS["torchvision"]}')
+    pip('install', f'torch=={PINS["torch"]}',
+        f'torchvision=={PINS["torchvision"]}')
+    state.update(probe_environment())
+    if not state['torch_versions']:
+        raise SystemExit('torch/torchvision do not import after install: '
+                         f'{state["errors"]["torch_versions"]}')
+    return tuple(state['torch_versions'])
 
 
 def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
     """Download mmcv's sdist, patch its C++ standard and build a wheel."""
     with tempfile.TemporaryDirectory(prefix='rtdetr_mm_mmcv_') as tmp:
         tmp = Path(tmp)
-        pip('download', f'mmcv=={MMCV_VERSION}', '--no-deps', '--no-binary',
+        pip('download', f'mmcv=={PINS["mmcv"]}', '--no-deps', '--no-binary',
             ':all:', '-d', tmp)
         sdist = next(tmp.glob('mmcv-*.tar.gz'))
         with tarfile.open(sdist) as tar:
             tar.extractall(tmp, filter='data')
-        src = tmp / f'mmcv-{MMCV_VERSION}'
+        src = tmp / f'mmcv-{PINS["mmcv"]}'
         setup_py = src / 'setup.py'
         standard = cxx_standard_for(torch_version)
         setup_py.write_text(patch_cxx_standard(setup_py.read_text(), standard))
@@ -168,7 +146,7 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
         if not with_cuda:
             # mmcv's setup.py compiles CUDA ops whenever torch sees a GPU
             env['CUDA_VISIBLE_DEVICES'] = ''
-        log(f'building mmcv {MMCV_VERSION} with ops ({standard}, '
+        log(f'building mmcv {PINS["mmcv"]} with ops ({standard}, '
             f'{"CUDA" if with_cuda else "CPU"}, MAX_JOBS={env["MAX_JOBS"]}); '
             'this takes ~37 min on 2 cores')
         run([
@@ -178,7 +156,7 @@ def build_mmcv_wheel(dest_dir, torch_version, with_cuda, constraints):
             env=env)
 
 
-def mmcv_build_with_cuda():
+def mmcv_build_with_cuda(state):
     """Whether to compile mmcv's CUDA ops: a GPU and nvcc, or FORCE_CUDA=1.
 
     Without nvcc (or CUDA_HOME) on a GPU machine mmcv is built with its CPU
@@ -187,30 +165,20 @@ def mmcv_build_with_cuda():
     """
     if os.environ.get('FORCE_CUDA') == '1':
         return True
-    ok, out = python_probe(
-        'import os, torch; from torch.utils.cpp_extension import CUDA_HOME; '
-        'nvcc = CUDA_HOME and os.path.exists(os.path.join(CUDA_HOME, "bin", '
-        '"nvcc")); print("RTDETR_MM_CUDA", int(torch.cuda.is_available()), '
-        'int(bool(nvcc)))')
-    # torch may print warnings around the answer
-    answer = [
-        line.split()[1:] for line in out.splitlines()
-        if line.startswith('RTDETR_MM_CUDA ')
-    ]
-    gpu, nvcc = answer[-1] if ok and answer else ('0', '0')
-    if gpu == '1' and nvcc == '0':
+    gpu, nvcc = state['cuda_build'] or (False, False)
+    if gpu and not nvcc:
         log('a GPU is visible but nvcc is not (set CUDA_HOME or put nvcc on '
             "PATH to compile mmcv's CUDA kernels): building mmcv with CPU "
             "ops only; deformable attention on the GPU will use rtdetr_mm's "
             'PyTorch path (slower, same results)')
-    return gpu == '1' and nvcc == '1'
+    return gpu and nvcc
 
 
-def ensure_mmcv(cache_dir, torch_version, constraints):
+def ensure_mmcv(state, cache_dir, torch_version, constraints):
     """Install mmcv with ops from the wheel cache, building it when needed."""
-    with_cuda = mmcv_build_with_cuda()
+    with_cuda = mmcv_build_with_cuda(state)
     tag = f'cp{sys.version_info.major}{sys.version_info.minor}'
-    key = wheel_cache_key(MMCV_VERSION, torch_version, tag,
+    key = wheel_cache_key(PINS['mmcv'], torch_version, tag,
                           f'{platform.system().lower()}_{platform.machine()}',
                           with_cuda)
     wheel_dir = cache_dir / 'wheels' / key
@@ -224,75 +192,39 @@ def ensure_mmcv(cache_dir, torch_version, constraints):
             log(f'using cached mmcv wheel {wheels[-1]}')
         pip('install', '--no-deps', '--force-reinstall', wheels[-1])
         # mmcv's own runtime requirements, resolved under the torch pin.
-        pip('install', '-c', constraints, 'addict', 'mmengine>=0.10,<0.11',
-            'numpy', 'packaging', 'Pillow', 'pyyaml', 'yapf', 'opencv-python')
-        ok, out = mmcv_ops_ok()
-        if ok:
+        pip('install', '-c', constraints, 'addict', PINS['mmengine'], 'numpy',
+            'packaging', 'Pillow', 'pyyaml', 'yapf', 'opencv-python')
+        state.update(probe_environment())
+        if state['mmcv_ops']:
             (wheel_dir / 'build-info.json').write_text(
                 json.dumps(
                     dict(
-                        mmcv=MMCV_VERSION,
+                        mmcv=PINS['mmcv'],
                         torch=torch_version,
                         python=tag,
                         cuda=with_cuda),
                     indent=2))
             log('mmcv.ops imports')
             return
-        log(f'mmcv.ops fails to import with the {attempt} wheel:\n{out}')
+        log(f'mmcv.ops fails to import with the {attempt} wheel: '
+            f'{state["errors"]["mmcv_ops"]}')
         shutil.rmtree(wheel_dir)  # a stale or broken build: rebuild once
     raise SystemExit('mmcv.ops does not import even after a fresh build')
 
 
-# One interpreter answers every "is it already there?" question, so a re-run
-# pays for importing torch/mmcv once. Prints a JSON dict.
-ENVIRONMENT_PROBE = r"""
-import importlib.metadata as m, json
-state = dict(build=False, torch=None, mmcv_ops=False, openmim=False,
-             stack=None)
-def attempt(key, fn):
-    try:
-        state[key] = fn()
-    except Exception:
-        pass
-def build():
-    import setuptools, wheel, ninja, packaging
-    return 77 <= int(setuptools.__version__.split('.')[0]) < 81
-def torch_versions():
-    # pip's view (metadata, for constraints; torch.__version__ may add a
-    # local tag such as +cu130 that the metadata lacks), then the ABI name.
-    import torch, torchvision
-    return [m.version('torch'), m.version('torchvision'), torch.__version__]
-def mmcv_ops():
-    import mmcv, mmcv.ops
-    from mmcv.ops import nms, MultiScaleDeformableAttention
-    return mmcv.__version__ == MMCV_VERSION
-def openmim():
-    import mim, click, colorama, modelindex, pandas, requests, rich, tabulate
-    return m.version('openmim') == '0.3.9'
-def stack():
-    import torch, mmcv, mmdet, mmpretrain, timm, pytest, rtdetr_mm
-    return (f'torch {torch.__version__} mmcv {mmcv.__version__} '
-            f'mmdet {mmdet.__version__} mmpretrain {mmpretrain.__version__} '
-            f'timm {timm.__version__} rtdetr_mm {rtdetr_mm.__version__} '
-            f'from {rtdetr_mm.__file__}')
-for key, fn in [('build', build), ('torch', torch_versions),
-                ('mmcv_ops', mmcv_ops), ('openmim', openmim),
-                ('stack', stack)]:
-    attempt(key, fn)
-print('RTDETR_MM_ENV=' + json.dumps(state))
-"""
-
-
 def probe_environment() -> dict:
-    """What is installed: build tools, torch versions, mmcv ops, mim, stack."""
-    ok, out = python_probe(
-        f'MMCV_VERSION = {MMCV_VERSION!r}\n' + ENVIRONMENT_PROBE,
-        cwd=tempfile.gettempdir())
-    if not ok:
-        raise SystemExit(f'cannot probe {sys.executable}:\n{out}')
-    line = next(text for text in out.splitlines()
-                if text.startswith('RTDETR_MM_ENV='))
-    return json.loads(line.split('=', 1)[1])
+    """What is installed (``tools/setup_probe.py`` in a fresh interpreter,
+    from outside the repository, whose rtdetr_mm.egg-info would answer for
+    the installed metadata)."""
+    proc = subprocess.run([sys.executable, str(PROBE)],
+                          capture_output=True,
+                          text=True,
+                          cwd=tempfile.gettempdir())
+    lines = [line for line in proc.stdout.splitlines() if MARKER in line]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f'cannot probe {sys.executable}:\n'
+                         f'{proc.stdout}{proc.stderr}')
+    return json.loads(lines[-1].split(MARKER, 1)[1])
 
 
 def package_stamp():
@@ -303,7 +235,7 @@ def package_stamp():
     return digest.hexdigest()
 
 
-def link_for_mim():
+def link_for_mim(location):
     """Let openmim find our tools/configs in an editable install.
 
     ``mim train rtdetr_mm CONFIG`` runs ``<dist location>/rtdetr_mm/.mim/
@@ -312,15 +244,7 @@ def link_for_mim():
     the repository, so we link it there; ``rtdetr_mm/.mim`` links to the
     repository's ``tools/`` and ``configs/`` (as OpenMMLab packages do).
     """
-    # From outside the repository: there, the build's rtdetr_mm.egg-info in
-    # the current folder would answer instead of the installed metadata.
-    ok, out = python_probe(
-        'import importlib.metadata as m; '
-        'print(m.distribution("rtdetr_mm").locate_file("").resolve())',
-        cwd=tempfile.gettempdir())
-    if not ok:
-        raise SystemExit(f'rtdetr_mm is not installed:\n{out}')
-    link = Path(out.splitlines()[-1]) / 'rtdetr_mm'
+    link = Path(location) / 'rtdetr_mm'
     target = REPO_ROOT / 'rtdetr_mm'
     if link.resolve() == target.resolve():
         return
@@ -345,47 +269,48 @@ def main(argv=None):
     start = time.time()
     log(f'python {sys.executable} ({platform.python_version()})')
     state = probe_environment()
-    if not state['build']:
+    if not state['build_tools']:
         pip('install', '-q', *BUILD_REQUIREMENTS)
 
-    torch_v, tv_v, torch_abi = ensure_torch(state['torch'])
+    torch_v, tv_v, torch_abi = ensure_torch(state)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     # one file per environment (several venvs may share the cache)
     env_id = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
     constraints = args.cache_dir / f'constraints-{env_id}.txt'
     constraints.write_text(
-        constraints_text(torch_v, tv_v) + 'setuptools>=77,<81\n')
+        constraints_text(torch_v, tv_v) + f'setuptools{PINS["setuptools"]}\n')
     log(f'pinned torch=={torch_v} torchvision=={tv_v} in {constraints}')
 
     if state['mmcv_ops']:
-        log(f'mmcv {MMCV_VERSION} with ops already imports: kept')
+        log(f'mmcv {PINS["mmcv"]} with ops already imports: kept')
     else:
-        ensure_mmcv(args.cache_dir, torch_abi, constraints)
+        ensure_mmcv(state, args.cache_dir, torch_abi, constraints)
 
     if state['openmim']:
-        log('openmim 0.3.9 already installed: kept')
+        log(f'openmim {PINS["openmim"]} already installed: kept')
     else:
         log('installing openmim without its dataset-download extras '
             '(pip will note that `opendatalab` is missing: intended)')
-        pip('install', '-q', '-c', constraints, 'openmim==0.3.9', '--no-deps')
+        pip('install', '-q', '-c', constraints, f'openmim=={PINS["openmim"]}',
+            '--no-deps')
         pip('install', '-q', '-c', constraints, *OPENMIM_DEPS)
 
     stamp = Path(sys.prefix) / 'rtdetr_mm-setup.stamp'
     if state['stack'] and stamp.exists() and \
             stamp.read_text() == package_stamp():
         log('rtdetr_mm and its requirements already installed: kept')
-        stack = state['stack']
     else:
         log('installing mmdet, mmpretrain, timm and rtdetr_mm '
             '(editable, with test extras)')
         pip('install', '-q', '-c', constraints, '-e', f'{REPO_ROOT}[tests]')
-        stack = probe_environment()['stack']
-        if not stack:
-            raise SystemExit('the installed stack does not import: run '
+        state.update(probe_environment())
+        if not state['stack']:
+            raise SystemExit('the installed stack does not import '
+                             f'({state["errors"]["stack"]}): run '
                              f'{sys.executable} -c "import rtdetr_mm"')
         stamp.write_text(package_stamp())
-    link_for_mim()
-    log(stack)
+    link_for_mim(state['rtdetr_mm_location'])
+    log(state['stack'])
     log(f'done in {time.time() - start:.0f} s')
 
 

@@ -72,9 +72,36 @@ def test_parse_version_ignores_local_suffix(setup_env):
     assert setup_env.parse_version('2.6.0a0') == (2, 6, 0)
 
 
+def test_pins_live_in_setup_cfg_only(setup_env):
+    """The versions the set-up installs are read from setup.cfg; no other
+    file of the set-up spells them."""
+    pins = setup_env.PINS
+    assert set(pins) == {
+        'torch', 'torchvision', 'mmcv', 'setuptools', 'openmim', 'mmengine'
+    }
+    assert pins['mmengine'] == 'mmengine>=0.10,<0.11'
+    for tool in ('setup_env.py', 'setup_probe.py', 'setup.sh'):
+        text = (REPO / 'tools' / tool).read_text()
+        for name in ('torch', 'torchvision', 'mmcv', 'openmim'):
+            assert f"'{pins[name]}'" not in text, (tool, name)
+        assert pins['setuptools'] not in text
+
+
+def test_probe_reports_each_check_and_why_it_failed(setup_env, tmp_path):
+    state = setup_env.probe_environment()
+    assert state['mmcv_ops'] and state['build_tools'] and state['openmim']
+    assert state['torch_versions'][0] == state['torch_versions'][2].split(
+        '+')[0]
+    assert state['errors'] == {}
+    # a broken check is reported with its error, the others still answer
+    probe = load_tool('setup_probe.py')
+    bad = dict(probe.read_pins(), mmcv='0.0.1')
+    with pytest.raises(ImportError, match='0.0.1 is wanted'):
+        probe.mmcv_ops(bad)
+
+
 def test_second_run_keeps_the_installed_stack(setup_env):
     """A re-run detects what is installed and rebuilds/reinstalls nothing."""
-    assert setup_env.probe_environment()['mmcv_ops']
     result = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'setup_env.py')],
         capture_output=True,
@@ -91,7 +118,7 @@ def test_second_run_keeps_the_installed_stack(setup_env):
 def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
     """A cached wheel whose mmcv.ops fails to import is deleted and rebuilt."""
     key = setup_env.wheel_cache_key(
-        setup_env.MMCV_VERSION, '2.14.1',
+        setup_env.PINS['mmcv'], '2.14.1',
         f'cp{sys.version_info.major}{sys.version_info.minor}',
         f'{setup_env.platform.system().lower()}_'
         f'{setup_env.platform.machine()}', False)
@@ -101,10 +128,10 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
     stale.write_text('built against another torch')
 
     calls = dict(build=0, installed=[])
-    import_results = iter([
-        (False, 'undefined symbol'),  # stale wheel
-        (True, '2.1.0')
-    ])  # rebuilt wheel
+    probes = iter([
+        dict(mmcv_ops=None, errors=dict(mmcv_ops='undefined symbol')),
+        dict(mmcv_ops=True, errors={})
+    ])  # the stale wheel, then the rebuilt one
 
     def fake_build(dest_dir, torch_version, with_cuda, constraints):
         calls['build'] += 1
@@ -114,11 +141,11 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
     def fake_pip(*args):
         calls['installed'].extend(a for a in args if str(a).endswith('.whl'))
 
-    monkeypatch.setattr(setup_env, 'mmcv_ops_ok', lambda: next(import_results))
+    monkeypatch.setattr(setup_env, 'probe_environment', lambda: next(probes))
     monkeypatch.setattr(setup_env, 'build_mmcv_wheel', fake_build)
     monkeypatch.setattr(setup_env, 'pip', fake_pip)
-    monkeypatch.setattr(setup_env, 'mmcv_build_with_cuda', lambda: False)
-    setup_env.ensure_mmcv(tmp_path, '2.14.1', tmp_path / 'c.txt')
+    state = dict(cuda_build=[False, False])
+    setup_env.ensure_mmcv(state, tmp_path, '2.14.1', tmp_path / 'c.txt')
 
     assert calls['build'] == 1
     assert len(calls['installed']) == 2  # the stale wheel, then the fresh one
@@ -131,20 +158,17 @@ def test_stale_cached_wheel_is_rebuilt(setup_env, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     'probe,force,expected,says',
     [
-        ('1 1', None, True, False),  # GPU + nvcc: compile the CUDA kernels
-        ('1 0', None, False, True),  # GPU, no nvcc: CPU ops, and say so
-        ('0 1', None, False, False),  # no GPU
-        ('0 0', '1', True, False),  # FORCE_CUDA=1 wins
+        ([True, True], None, True, False),  # GPU + nvcc: compile CUDA ops
+        ([True, False], None, False, True),  # GPU, no nvcc: CPU ops, say so
+        ([False, True], None, False, False),  # no GPU
+        (None, None, False, False),  # torch does not import yet
+        ([False, False], '1', True, False),  # FORCE_CUDA=1 wins
     ])
 def test_mmcv_cuda_ops_need_a_gpu_and_nvcc(setup_env, monkeypatch, capsys,
                                            probe, force, expected, says):
-    monkeypatch.setattr(
-        setup_env, 'python_probe', lambda code:
-        (True, f'RTDETR_MM_CUDA {probe}\n'
-         'W1130 No CUDA runtime is found'))
     if force is None:
         monkeypatch.delenv('FORCE_CUDA', raising=False)
     else:
         monkeypatch.setenv('FORCE_CUDA', force)
-    assert setup_env.mmcv_build_with_cuda() is expected
+    assert setup_env.mmcv_build_with_cuda(dict(cuda_build=probe)) is expected
     assert ('nvcc is not' in capsys.readouterr().out) is says
