@@ -1,6 +1,7 @@
 """RT-DETR building blocks shared by the neck, head and detector."""
 from .cdn_query_generator import RTDETRCdnQueryGenerator
 from .csp_rep_layer import CSPRepLayer
+from .gelan import RepNCSPELAN4, SCDown
 from .ms_deform_attn import BoxDeformableAttention
 from .repvgg_block import RepVGGBlock
 from .rtdetr_decoder import (RTDETRTransformerDecoder,
@@ -10,5 +11,5 @@ from .varifocal_loss import RTDETRVarifocalLoss
 __all__ = [
     'BoxDeformableAttention', 'RTDETRTransformerDecoderLayer',
     'RTDETRCdnQueryGenerator', 'CSPRepLayer', 'RepVGGBlock',
-    'RTDETRTransformerDecoder', 'RTDETRVarifocalLoss'
+    'RTDETRTransformerDecoder', 'RTDETRVarifocalLoss', 'RepNCSPELAN4', 'SCDown'
 ]

@@ -1,4 +1,4 @@
-"""HybridEncoder: RT-DETR's neck (AIFI + CCFM)."""
+"""HybridEncoder: RT-DETR's neck (AIFI + CCFM), and D-FINE's variant."""
 import copy
 from typing import Sequence, Tuple
 
@@ -11,7 +11,7 @@ from mmdet.utils import ConfigType, OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..layers import CSPRepLayer
+from ..layers import CSPRepLayer, RepNCSPELAN4, SCDown
 from ..utils import switch_submodules_to_deploy
 
 
@@ -25,8 +25,23 @@ class HybridEncoder(BaseModule):
        ``use_encoder_idx`` (the stride-32 one) with a fixed 2-D sin-cos
        position embedding.
     3. CCFM (cross-scale feature fusion): a top-down pass (1x1 lateral conv,
-       nearest 2x upsampling, concat, :class:`CSPRepLayer`) and a bottom-up
-       pass (3x3 stride-2 conv, concat, :class:`CSPRepLayer`).
+       nearest 2x upsampling, concat, fusion block) and a bottom-up pass
+       (stride-2 down-sampling, concat, fusion block).
+
+    D-FINE (arXiv:2410.13842) changes only the CCFM blocks:
+    ``fusion_block='gelan', downsample='scdown', lateral_act=False``. Its
+    published sizes (``in_channels`` from HGNetv2; ``use_encoder_idx=[1]``
+    and strides 16, 32 for N, else ``[2]``):
+
+    ====  ====================  ======  ====  =========  ==========
+    size  in_channels           hidden  FFN   expansion  depth_mult
+    ====  ====================  ======  ====  =========  ==========
+    N     [512, 1024]           128     512   0.34       0.5
+    S     [256, 512, 1024]      256     1024  0.5        0.34
+    M     [384, 768, 1536]      256     1024  1.0        0.67
+    L     [512, 1024, 2048]     256     1024  1.0        1.0
+    X     [512, 1024, 2048]     384     2048  1.0        1.0
+    ====  ====================  ======  ====  =========  ==========
 
     Args:
         in_channels (Sequence[int]): Channels of the input levels (strides 8,
@@ -41,13 +56,22 @@ class HybridEncoder(BaseModule):
             GELU, dropout 0. Its ``embed_dims`` are set to ``hidden_dim``.
         pe_temperature (float): Temperature of the position embedding.
             Defaults to 10000.
-        expansion (float): Hidden width ratio of the CSPRep layers (0.5 for
-            R18/R34, 1.0 for R50/R101). Defaults to 1.0.
+        expansion (float): Width ratio of the fusion blocks: CSPRep hidden
+            width ``int(expansion * hidden_dim)`` (0.5 for R18/R34, 1.0 for
+            R50/R101); GELAN branch width
+            ``round(expansion * hidden_dim // 2)``. Defaults to 1.0.
         depth_mult (float): RepVGG blocks per CSPRep layer are
             ``round(3 * depth_mult)``. Defaults to 1.0.
+        fusion_block (str): ``'csp_rep'`` (RT-DETR's :class:`CSPRepLayer`)
+            or ``'gelan'`` (D-FINE's :class:`RepNCSPELAN4`, mid width
+            ``2 * hidden_dim``). Defaults to ``'csp_rep'``.
+        downsample (str): ``'conv'`` (3x3 stride-2 conv-BN-act) or
+            ``'scdown'`` (D-FINE's :class:`SCDown`). Defaults to ``'conv'``.
+        lateral_act (bool): Whether the 1x1 lateral convs end with
+            ``act_cfg`` (RT-DETR) or not (D-FINE). Defaults to True.
         norm_cfg (dict): Norm of the conv layers. Defaults to BN.
         act_cfg (dict): Activation of the CCFM conv layers. Defaults to SiLU.
-        deploy (bool): Build the RepVGG blocks fused (see
+        deploy (bool): Build the CCFM blocks fused (see
             :meth:`switch_to_deploy`). Defaults to False.
         init_cfg (dict, optional): Initialisation config.
 
@@ -77,6 +101,9 @@ class HybridEncoder(BaseModule):
                  pe_temperature: float = 10000.,
                  expansion: float = 1.0,
                  depth_mult: float = 1.0,
+                 fusion_block: str = 'csp_rep',
+                 downsample: str = 'conv',
+                 lateral_act: bool = True,
                  norm_cfg: ConfigType = dict(type='BN'),
                  act_cfg: ConfigType = dict(type='SiLU'),
                  deploy: bool = False,
@@ -94,6 +121,12 @@ class HybridEncoder(BaseModule):
         if hidden_dim % 4 != 0:
             raise ValueError('hidden_dim must be divisible by 4 for the 2-D '
                              f'sin-cos position embedding, got {hidden_dim}')
+        if fusion_block not in ('csp_rep', 'gelan'):
+            raise ValueError("fusion_block must be 'csp_rep' (RT-DETR) or "
+                             f"'gelan' (D-FINE), got {fusion_block!r}")
+        if downsample not in ('conv', 'scdown'):
+            raise ValueError("downsample must be 'conv' (RT-DETR) or "
+                             f"'scdown' (D-FINE), got {downsample!r}")
         self.in_channels = list(in_channels)
         self.hidden_dim = hidden_dim
         self.use_encoder_idx = list(use_encoder_idx)
@@ -118,7 +151,7 @@ class HybridEncoder(BaseModule):
 
         num_blocks = round(3 * depth_mult)
 
-        def conv(kernel_size: int, stride: int) -> ConvModule:
+        def conv(kernel_size: int, stride: int, act: bool) -> ConvModule:
             return ConvModule(
                 hidden_dim,
                 hidden_dim,
@@ -126,9 +159,19 @@ class HybridEncoder(BaseModule):
                 stride,
                 kernel_size // 2,
                 norm_cfg=norm_cfg,
-                act_cfg=act_cfg)
+                act_cfg=act_cfg if act else None)
 
-        def csp_rep_layer() -> CSPRepLayer:  # 2C (concat) -> C
+        def fusion() -> nn.Module:  # 2C (concat) -> C
+            if fusion_block == 'gelan':
+                return RepNCSPELAN4(
+                    2 * hidden_dim,
+                    hidden_dim,
+                    2 * hidden_dim,
+                    round(expansion * hidden_dim // 2),
+                    num_blocks,
+                    norm_cfg,
+                    act_cfg,
+                    deploy=deploy)
             return CSPRepLayer(
                 2 * hidden_dim,
                 hidden_dim,
@@ -138,15 +181,21 @@ class HybridEncoder(BaseModule):
                 act_cfg,
                 deploy=deploy)
 
+        def down() -> nn.Module:  # (B, C, H, W) -> (B, C, H / 2, W / 2)
+            if downsample == 'scdown':
+                return SCDown(
+                    hidden_dim, hidden_dim, 3, 2, norm_cfg, deploy=deploy)
+            return conv(3, 2, act=True)
+
         self.lateral_convs = nn.ModuleList()
         self.fpn_blocks = nn.ModuleList()
         self.downsample_convs = nn.ModuleList()
         self.pan_blocks = nn.ModuleList()
         for _ in range(num_levels - 1):
-            self.lateral_convs.append(conv(1, 1))
-            self.fpn_blocks.append(csp_rep_layer())
-            self.downsample_convs.append(conv(3, 2))
-            self.pan_blocks.append(csp_rep_layer())
+            self.lateral_convs.append(conv(1, 1, act=lateral_act))
+            self.fpn_blocks.append(fusion())
+            self.downsample_convs.append(down())
+            self.pan_blocks.append(fusion())
 
     @staticmethod
     def build_2d_sincos_position_embedding(
@@ -232,5 +281,6 @@ class HybridEncoder(BaseModule):
         return tuple(outs)
 
     def switch_to_deploy(self) -> None:
-        """Fuse every RepVGG block in place (idempotent)."""
+        """Fuse the CCFM blocks in place (idempotent): the RepVGG blocks, and
+        with ``'gelan'``/``'scdown'`` also their conv-BN pairs."""
         switch_submodules_to_deploy(self)

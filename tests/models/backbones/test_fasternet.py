@@ -19,6 +19,7 @@ from torch import nn
 
 from rtdetr_mm.models.backbones.fasternet import FasterNet
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
+from rtdetr_mm.testing import calibrated, trained_like
 from ..._utils import CONFIG_DIR
 
 # Published parameter counts (M) of the classifiers (official README).
@@ -29,19 +30,6 @@ ALL_ARCHS = tuple(PUBLISHED_PARAMS)
 
 def timm_classifier(arch, **kwargs):
     return timm.create_model(f'fasternet_{arch}', pretrained=False, **kwargs)
-
-
-def randomize_batchnorms(model):
-    """Give every BatchNorm non-trivial statistics and affine parameters."""
-    generator = torch.Generator().manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator))
-            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=generator))
-    return model
 
 
 def timm_to_official(state_dict, detection_norms=None):
@@ -118,11 +106,9 @@ def references():
     """timm classifiers with random weights and BN statistics, by arch id."""
     torch.manual_seed(0)
     return {
-        't0':
-        randomize_batchnorms(timm_classifier('t0')).eval(),
+        't0': calibrated(timm_classifier('t0')),
         'tiny-relu':
-        randomize_batchnorms(TimmFasterNet(embed_dim=16,
-                                           depths=(1, 1, 2, 1))).eval(),
+        calibrated(TimmFasterNet(embed_dim=16, depths=(1, 1, 2, 1))),
     }
 
 
@@ -194,10 +180,10 @@ def test_official_classification_layout(references, tmp_path):
 def test_official_detection_layout_via_init_cfg(references, tmp_path):
     """An mmdet checkpoint of the official detection model (norm0/2/4/6)."""
     reference = references['t0']
-    norms = {
-        i: randomize_batchnorms(nn.BatchNorm2d(40 * 2**i)).eval()
-        for i in range(4)
-    }
+    norms = {i: nn.BatchNorm2d(40 * 2**i) for i in range(4)}
+    for norm in norms.values():
+        trained_like(norm,
+                     lambda: norm(torch.randn(4, norm.num_features, 2, 2)))
     detector = {
         f'backbone.{k}': v
         for k, v in timm_to_official(
@@ -243,8 +229,7 @@ def test_wrong_arch_checkpoint_raises(references, tmp_path):
 @REFERENCE_ARCHS
 def test_switch_to_deploy(arch):
     torch.manual_seed(0)
-    model = randomize_batchnorms(FasterNet(arch, out_indices=(0, 1, 2, 3)))
-    model.eval()
+    model = calibrated(FasterNet(arch, out_indices=(0, 1, 2, 3)))
     deployed = copy.deepcopy(model)
     deployed.switch_to_deploy()
     x = torch.rand(1, 3, 64, 64)
@@ -268,7 +253,7 @@ def test_switch_to_deploy(arch):
 
 def test_deploy_shortcut_intact_in_every_block():
     """The residual input of each block must survive the slicing PConv."""
-    model = randomize_batchnorms(FasterNet('t0')).eval()
+    model = calibrated(FasterNet('t0'))
     model.switch_to_deploy()
     block = model.stages[0].blocks[0]
     x = torch.rand(1, 40, 8, 8)

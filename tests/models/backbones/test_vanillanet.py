@@ -16,6 +16,7 @@ from torch import nn
 from rtdetr_mm.models.backbones.vanillanet import (PyramidAdaptiveMaxPool,
                                                    VanillaNet)
 from rtdetr_mm.models.utils import load_pretrained_checkpoint
+from rtdetr_mm.testing import calibrated
 from ..._utils import CONFIG_DIR
 
 ALL_ARCHS = ('5', '6', '7', '8', '9', '10', '11', '12', '13', '13_x1_5',
@@ -55,19 +56,6 @@ def head_params(channels: int, deploy: bool, num_classes: int = 1000) -> int:
     if deploy:
         return fused
     return fused + 2 * num_classes + num_classes * num_classes + num_classes
-
-
-def randomize_bn(model: nn.Module) -> None:
-    """Non-trivial BN statistics and affine parameters."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=generator))
-                m.weight.copy_(0.5 + torch.rand(n, generator=generator))
-                m.bias.copy_(0.1 * torch.randn(n, generator=generator))
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -214,9 +202,7 @@ def test_param_counts_match_published(arch):
 @pytest.mark.parametrize('arch', ['5', SMALL, SMALL_ADA])
 def test_deploy_equivalence(arch):
     torch.manual_seed(0)
-    model = VanillaNet(arch=arch, out_indices=(0, 1, 2, 3))
-    randomize_bn(model)
-    model.eval()
+    model = calibrated(VanillaNet(arch=arch, out_indices=(0, 1, 2, 3)))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)

@@ -7,6 +7,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import rtdetr_mm  # noqa: F401
+from rtdetr_mm.testing import trained_like
 from ..._utils import CONFIG_DIR
 
 DIM = 32
@@ -67,13 +68,6 @@ def make_batch(model, sizes, num_boxes, training):
     return data['inputs'], data['data_samples']
 
 
-def randomize_bn(model):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-
-
 @pytest.mark.parametrize('dn', [True, False])
 def test_loss_step_finite_with_gradients(dn):
     model = build(**({} if dn else dict(dn_cfg=None))).train()
@@ -124,16 +118,18 @@ def test_predict_different_sizes_and_eval_idx():
 
 def test_switch_to_deploy_equivalence():
     model = build()
-    randomize_bn(model)
-    model.eval()
     batch = make_batch(model, [(96, 128)], [1], False)
-    with torch.no_grad():
+
+    def outputs():
         feats = model.extract_feat(batch[0])
-        ref = model.bbox_head(**model.forward_transformer(feats))
+        return model.bbox_head(**model.forward_transformer(feats))
+
+    trained_like(model, outputs)
+    with torch.no_grad():
+        ref = outputs()
         model.switch_to_deploy()
         model.switch_to_deploy()
-        out = model.bbox_head(
-            **model.forward_transformer(model.extract_feat(batch[0])))
+        out = outputs()
     assert torch.allclose(ref[0], out[0], atol=1e-4)
     assert torch.allclose(ref[1], out[1], atol=1e-5)
     assert any('bottlenecks.0.conv.weight' in k for k in model.state_dict())
