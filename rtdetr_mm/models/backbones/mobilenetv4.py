@@ -138,9 +138,8 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
             ``hybrid_large`` and timm's other variants: ``conv_small_035``,
             ``conv_small_050``, ``conv_aa_medium``, ``conv_blur_medium``,
             ``conv_aa_large``, ``hybrid_medium_075``, ``hybrid_large_075``),
-            or a dict with the keys ``timm_model`` (a timm MobileNetV4 model
-            name), ``channels`` (the 4 pyramid stages' channels at the TF
-            endpoints) and ``head_channels`` (of timm's 1x1 head conv).
+            or a dict with the key ``timm_model`` (a timm MobileNetV4 model
+            name). The channels are read from the model timm builds.
             Defaults to ``'conv_small'``.
         out_indices (Sequence[int]): pyramid stages to return, 0..3 at
             strides 4/8/16/32 (negatives count from the end).
@@ -188,29 +187,15 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
         >>> [tuple(out.shape) for out in outs]
         [(1, 64, 28, 40), (1, 96, 14, 20), (1, 128, 7, 10)]
     """
-    # channels: pyramid stages 1..4 at the TF endpoints (timm's feature_info
-    # for stages 1..3, the last block of blocks.3 for stage 4);
-    # head_channels: timm's 1x1 head conv (blocks.4).
-    # arch (timm's mobilenetv4_<arch>): stage channels, head-conv channels
+    # arch -> timm's model; the channels are read from the model it builds
     arch_settings = arch_table(
-        ('timm_model', 'channels', 'head_channels'),
-        {
-            arch: (f'mobilenetv4_{arch}', channels, head_channels)
-            for arch, channels, head_channels in (
-                ('conv_small', (32, 64, 96, 128), 960),
-                ('conv_medium', (48, 80, 160, 256), 960),
-                ('conv_large', (48, 96, 192, 512), 960),
-                ('hybrid_medium', (48, 80, 160, 256), 960),
-                ('hybrid_large', (48, 96, 192, 512), 960),
-                # timm's further variants: width multipliers, anti-aliasing
-                ('conv_small_035', (16, 24, 32, 48), 336),
-                ('conv_small_050', (16, 32, 48, 64), 480),
-                ('conv_aa_medium', (48, 80, 160, 256), 960),
-                ('conv_blur_medium', (48, 80, 160, 256), 960),
-                ('conv_aa_large', (48, 96, 192, 512), 960),
-                ('hybrid_medium_075', (40, 64, 120, 192), 720),
-                ('hybrid_large_075', (40, 72, 144, 384), 720),
-            )
+        ('timm_model', ), {
+            arch: (f'mobilenetv4_{arch}', )
+            for arch in ('conv_small', 'conv_medium', 'conv_large',
+                         'hybrid_medium', 'hybrid_large', 'conv_small_035',
+                         'conv_small_050', 'conv_aa_medium',
+                         'conv_blur_medium', 'conv_aa_large',
+                         'hybrid_medium_075', 'hybrid_large_075')
         })
     # timm's classification head; blocks.4 is added when it is not used.
     head_keys = r'^(conv_head|norm_head|classifier)\.'
@@ -235,9 +220,6 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
                 f'{family}: timm_model={timm_model!r} is not a timm '
                 'MobileNetV4 model; timm has '
                 f'{timm.list_models("mobilenetv4_*")}')
-        if len(settings['channels']) != 4:
-            raise ValueError(f'{family}: arch channels must list the 4 '
-                             f'pyramid stages, got {settings["channels"]!r}')
         if not 0 <= drop_path_rate < 1:
             raise ValueError(f'{family}: drop_path_rate={drop_path_rate!r} '
                              'must be in [0, 1)')
@@ -247,15 +229,18 @@ class MobileNetV4(PyramidBackboneMixin, BaseModule):
         self.with_head_conv = with_head_conv
         self.deploy = False
 
-        channels = list(settings['channels'])
-        if with_head_conv:
-            channels[3] = settings['head_channels']
-        self.out_channels = tuple(channels[i] for i in self.out_indices)
-
         # timm builds the whole classifier; keep the trunk under timm's names
         # so timm checkpoints load unchanged, drop the head.
         model = timm.create_model(
             timm_model, pretrained=False, drop_path_rate=drop_path_rate)
+        # stages 1..3: timm's feature taps blocks.0..2; stage 4: the TF
+        # endpoint that blocks.4 (the 1x1 head conv, timm's last tap) reads
+        taps = {tap['module']: tap['num_chs'] for tap in model.feature_info}
+        head_conv = model.blocks[4][0].conv
+        channels = [taps[f'blocks.{i}'] for i in range(3)] + [
+            head_conv.out_channels if with_head_conv else head_conv.in_channels
+        ]
+        self.out_channels = tuple(channels[i] for i in self.out_indices)
         self.conv_stem = model.conv_stem
         self.bn1 = model.bn1
         self.blocks = model.blocks if with_head_conv else model.blocks[:4]

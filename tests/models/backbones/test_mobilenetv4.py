@@ -69,21 +69,19 @@ def save_timm_checkpoint(model, path, wrap=None, prefix=''):
 
 
 @pytest.mark.parametrize('arch', ALL_ARCHS)
-def test_settings_follow_timm_feature_info(arch):
+def test_timm_layout_the_channels_are_read_from(arch):
     """Stages 1..3 are timm's feature taps blocks.0..2; stage 4 ends at the
-    last block of blocks.3; blocks.4 is timm's stride-32 head-conv tap."""
-    settings = MobileNetV4.arch_settings[arch]
+    last block of blocks.3, which blocks.4 (timm's stride-32 head-conv tap,
+    a single 1x1 conv) reads."""
     model = timm_model(arch, device='meta')
     taps = {f['stage']: f for f in model.feature_info}
     for stage in (1, 2, 3):
         assert taps[stage]['module'] == f'blocks.{stage - 1}'
         assert taps[stage]['reduction'] == 2**(stage + 1)
-        assert taps[stage]['num_chs'] == settings['channels'][stage - 1]
-    assert len(model.blocks) == 5
+    assert len(model.blocks) == 5 and len(model.blocks[4]) == 1
     assert model.blocks[3][-1].pw_proj.conv.out_channels == \
-        settings['channels'][3]
+        model.blocks[4][0].conv.in_channels
     assert taps[5]['module'] == 'blocks.4' and taps[5]['reduction'] == 32
-    assert taps[5]['num_chs'] == settings['head_channels']
 
 
 @pytest.mark.parametrize('arch', ALL_ARCHS)
@@ -93,8 +91,7 @@ def test_output_shapes(arch):
     device = 'meta' if 'large' in arch and '075' not in arch else 'cpu'
     with torch.device(device):
         model = MobileNetV4(arch, out_indices=(0, 1, 2, 3)).eval()
-    channels = MobileNetV4.arch_settings[arch]['channels']
-    assert model.out_channels == channels
+    channels = model.out_channels
     with torch.no_grad():
         for height, width in ((64, 64), (64, 96)):
             outs = model(torch.rand(1, 3, height, width, device=device))
@@ -129,11 +126,10 @@ def test_hybrid_attention_non_square(arch):
     """Stages 3-4 (all the MQA blocks) on the stride-8 maps of 640x480,
     480x640, 320x224 and 224x320 images (the high-resolution stem and
     stages 1-2, which hold no attention, are skipped to keep this fast)."""
-    model = MobileNetV4(arch, out_indices=(2, 3)).eval()
-    channels = MobileNetV4.arch_settings[arch]['channels']
+    model = MobileNetV4(arch, out_indices=(1, 2, 3)).eval()
     with torch.no_grad():
         for height, width in ((480, 640), (640, 480), (224, 320), (320, 224)):
-            x = torch.rand(1, channels[1], height // 8, width // 8)
+            x = torch.rand(1, model.out_channels[0], height // 8, width // 8)
             c4 = model.blocks[2](x)
             c5 = model.blocks[3](c4)
             assert tuple(c4.shape[2:]) == (height // 16, width // 16)
@@ -310,12 +306,9 @@ def test_switch_to_deploy(arch, with_head_conv):
 
 @pytest.mark.parametrize('kwargs,error,match', [
     (dict(arch='conv_tiny'), ValueError, 'valid archs'),
-    (dict(
-        arch=dict(
-            timm_model='resnet18', channels=(1, 2, 3, 4), head_channels=5)),
-     ValueError, 'not a timm MobileNetV4'),
-    (dict(arch=dict(timm_model='mobilenetv4_conv_small')), ValueError,
-     'missing'),
+    (dict(arch=dict(timm_model='resnet18')), ValueError,
+     'not a timm MobileNetV4'),
+    (dict(arch=dict()), ValueError, 'missing'),
     (dict(drop_path_rate=1.5), ValueError, r'\[0, 1\)'),
 ])
 def test_bad_arguments(kwargs, error, match):
