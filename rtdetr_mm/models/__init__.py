@@ -1,2 +1,8 @@
-from . import backbones  # noqa: F401  (registers the modules)
-from . import dense_heads, detectors, layers, necks  # noqa: F401,E402
+"""Models: importing this registers every module in mmdet's MODELS."""
+from . import (backbones, data_preprocessors, dense_heads, detectors, layers,
+               necks)
+
+__all__ = [
+    'backbones', 'data_preprocessors', 'dense_heads', 'detectors', 'layers',
+    'necks'
+]
