@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmcv.transforms import Compose
 from mmengine.hooks import EMAHook
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
@@ -12,7 +13,20 @@ from torch import nn
 
 from rtdetr_mm.engine.hooks import StopAugmentationHook
 
-STAGE2 = [dict(type='LoadImageFromFile'), dict(type='PackDetInputs')]
+TRAIN_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='Expand', mean=[0, 0, 0]),
+    dict(
+        type='RandomApply', transforms=dict(type='MinIoURandomCrop'),
+        prob=0.8),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+
+
+def names(pipeline):
+    return [type(t).__name__ for t in pipeline.transforms]
 
 
 def make_runner(epoch, tmp_path, name='stop_aug'):
@@ -28,7 +42,7 @@ def make_runner(epoch, tmp_path, name='stop_aug'):
         optim_wrapper=OptimWrapper(torch.optim.AdamW(model.parameters())),
         logger=logging.getLogger('stop_aug'),
         train_dataloader=SimpleNamespace(
-            dataset=SimpleNamespace(pipeline=['strong'])))
+            dataset=SimpleNamespace(pipeline=Compose(TRAIN_PIPELINE))))
     ema.before_run(runner)
     return runner
 
@@ -40,24 +54,23 @@ def train_step(runner):
 
 
 def test_switches_at_the_stop_epoch_and_on_resume(tmp_path, caplog):
-    hook = StopAugmentationHook(3, STAGE2, ema_momentum=2e-4)
+    hook = StopAugmentationHook(3, ema_momentum=2e-4)
     runner = make_runner(2, tmp_path)
     hook.before_train_epoch(runner)
-    assert runner.train_dataloader.dataset.pipeline == ['strong']
+    assert len(names(runner.train_dataloader.dataset.pipeline)) == 6
     assert runner.model.data_preprocessor.batch_augments == ['resize']
     runner.epoch = 3
     with caplog.at_level(logging.INFO, 'stop_aug'):
         hook.before_train_epoch(runner)
-    pipeline = runner.train_dataloader.dataset.pipeline
-    assert [type(t).__name__ for t in pipeline.transforms] == \
-        ['LoadImageFromFile', 'PackDetInputs']
+    assert names(runner.train_dataloader.dataset.pipeline) == \
+        ['LoadImageFromFile', 'RandomFlip', 'PackDetInputs']
     assert runner.model.data_preprocessor.batch_augments is None
     assert runner.hooks[0].ema_model.momentum == 2e-4
-    assert 'without strong augmentation' in caplog.text
+    assert "without PhotoMetricDistortion, Expand, RandomApply and batch" \
+        in caplog.text
     # a run resumed after the stop epoch switches too, without reloading
     resumed = make_runner(5, tmp_path)
-    StopAugmentationHook(
-        3, STAGE2, reload_best=True).before_train_epoch(resumed)
+    StopAugmentationHook(3, reload_best=True).before_train_epoch(resumed)
     assert resumed.model.data_preprocessor.batch_augments is None
 
 
@@ -82,8 +95,7 @@ def test_reload_best_restores_weights_ema_and_optimizer(tmp_path):
     assert not torch.equal(runner.model[0].weight, raw['0.weight'])
 
     runner.message_hub.update_info('best_ckpt', str(path))
-    StopAugmentationHook(
-        4, STAGE2, reload_best=True).before_train_epoch(runner)
+    StopAugmentationHook(4, reload_best=True).before_train_epoch(runner)
     for k, v in runner.model.state_dict().items():
         torch.testing.assert_close(v, raw[k], rtol=0, atol=0)
     for k, v in ema.ema_model.state_dict().items():
@@ -96,8 +108,7 @@ def test_reload_best_restores_weights_ema_and_optimizer(tmp_path):
 def test_reload_best_without_a_best_checkpoint_says_what_to_set(tmp_path):
     runner = make_runner(4, tmp_path, name='no_best')
     with pytest.raises(RuntimeError, match='save_best'):
-        StopAugmentationHook(
-            4, STAGE2, reload_best=True).before_train_epoch(runner)
+        StopAugmentationHook(4, reload_best=True).before_train_epoch(runner)
 
 
 @pytest.mark.parametrize('kwargs,match', [
@@ -107,4 +118,10 @@ def test_reload_best_without_a_best_checkpoint_says_what_to_set(tmp_path):
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        StopAugmentationHook(switch_pipeline=STAGE2, **kwargs)
+        StopAugmentationHook(**kwargs)
+
+
+def test_drop_transforms_must_name_a_transform(tmp_path):
+    hook = StopAugmentationHook(0, drop_transforms=['Mosaic'])
+    with pytest.raises(ValueError, match="'Mosaic'.*'PhotoMetricDistortion'"):
+        hook.before_train_epoch(make_runner(0, tmp_path, name='names'))

@@ -14,9 +14,10 @@ class StopAugmentationHook(PipelineSwitchHook):
     D-FINE (and RT-DETRv2) end training on plainly resized images: at the
     stop epoch the photometric distortion, zoom-out and IoU crop leave the
     pipeline and the batch multi-scale resize stops. This hook does that
-    (mmdet's :class:`PipelineSwitchHook` swaps the pipeline; the data
-    preprocessor's ``batch_augments`` are dropped), and optionally what the
-    official D-FINE trainer adds at that epoch:
+    (mmdet's :class:`PipelineSwitchHook` swaps in the built pipeline less
+    those transforms, as the official ``stop_epoch`` policy drops its ops;
+    the data preprocessor's ``batch_augments`` are dropped), and optionally
+    what the official D-FINE trainer adds at that epoch:
 
     * ``reload_best``: continue from the best checkpoint so far (the
       ``save_best`` of mmengine's ``CheckpointHook``): model, EMA and
@@ -33,12 +34,15 @@ class StopAugmentationHook(PipelineSwitchHook):
       so the assignment does not change its training; None (the default)
       keeps the momentum, which is what the official code trains with.
 
-    The pipeline and batch-augment switch also apply when training resumes
-    after the stop epoch; the reload happens only at the stop epoch itself.
+    The switch also applies when training resumes after the stop epoch; the
+    reload happens only at the stop epoch itself.
 
     Args:
         switch_epoch (int): First epoch (0-based) of the second stage.
-        switch_pipeline (list[dict]): Its training pipeline.
+        drop_transforms (Sequence[str]): Types of the transforms removed from
+            the training pipeline. Defaults to RT-DETR's and D-FINE's strong
+            augmentation: ``PhotoMetricDistortion``, ``Expand`` (zoom-out)
+            and ``RandomApply`` (which wraps the IoU crop).
         stop_batch_augments (bool): Drop the data preprocessor's
             ``batch_augments`` (the multi-scale resize). Defaults to True.
         reload_best (bool): See above. Defaults to False.
@@ -47,7 +51,8 @@ class StopAugmentationHook(PipelineSwitchHook):
 
     def __init__(self,
                  switch_epoch: int,
-                 switch_pipeline: Sequence[dict],
+                 drop_transforms: Sequence[str] = ('PhotoMetricDistortion',
+                                                   'Expand', 'RandomApply'),
                  stop_batch_augments: bool = True,
                  reload_best: bool = False,
                  ema_momentum: Optional[float] = None) -> None:
@@ -57,7 +62,9 @@ class StopAugmentationHook(PipelineSwitchHook):
         if ema_momentum is not None and not 0 < ema_momentum < 1:
             raise ValueError('StopAugmentationHook: ema_momentum must be in '
                              f'(0, 1), got {ema_momentum!r}')
-        super().__init__(switch_epoch, switch_pipeline)
+        # the stage-2 pipeline is made from the built one at the switch
+        super().__init__(switch_epoch, switch_pipeline=[])
+        self.drop_transforms = tuple(drop_transforms)
         self.stop_batch_augments = stop_batch_augments
         self.reload_best = reload_best
         self.ema_momentum = ema_momentum
@@ -66,6 +73,8 @@ class StopAugmentationHook(PipelineSwitchHook):
         """Switch at the stop epoch (or on resuming after it)."""
         switching = runner.epoch >= self.switch_epoch and \
             not self._has_switched
+        if switching:
+            self.switch_pipeline = self._stage_two_pipeline(runner)
         super().before_train_epoch(runner)
         if not switching:
             return
@@ -78,11 +87,31 @@ class StopAugmentationHook(PipelineSwitchHook):
         if self.ema_momentum is not None and ema_hook is not None:
             ema_hook.ema_model.momentum = self.ema_momentum
         runner.logger.info(
-            f'StopAugmentationHook: epoch {runner.epoch} trains without '
-            'strong augmentation' +
-            (', without batch augments' if self.stop_batch_augments else '') +
-            (f', EMA momentum {self.ema_momentum}'
+            f'StopAugmentationHook: from epoch {runner.epoch} on, training '
+            f'without {", ".join(self.drop_transforms)}' +
+            (' and batch augments' if self.stop_batch_augments else '') +
+            (f'; EMA momentum {self.ema_momentum}'
              if self.ema_momentum is not None and ema_hook else ''))
+
+    def _stage_two_pipeline(self, runner) -> list:
+        """The built training transforms less ``drop_transforms``."""
+        dataset = runner.train_dataloader.dataset
+        transforms = getattr(
+            getattr(dataset, 'pipeline', None), 'transforms', None)
+        if transforms is None:
+            raise TypeError('StopAugmentationHook needs a training dataset '
+                            'with a pipeline, got '
+                            f'{type(dataset).__name__}')
+        kept = [
+            t for t in transforms
+            if type(t).__name__ not in self.drop_transforms
+        ]
+        if len(kept) == len(transforms):
+            raise ValueError(
+                f'StopAugmentationHook: drop_transforms '
+                f'{list(self.drop_transforms)} names none of the training '
+                f'transforms {[type(t).__name__ for t in transforms]}')
+        return kept
 
     @staticmethod
     def _ema_hook(runner) -> Optional[EMAHook]:
