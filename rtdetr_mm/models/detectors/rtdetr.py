@@ -56,6 +56,8 @@ class RTDETR(DINO):
         >>> import rtdetr_mm  # noqa: F401  (registers RTDETR)
     """
 
+    decoder_type = RTDETRTransformerDecoder
+
     def __init__(self,
                  *args,
                  decoder: ConfigType,
@@ -83,11 +85,8 @@ class RTDETR(DINO):
                 f'RTDETR needs a neck with out_channels for '
                 f'num_feature_levels={num_feature_levels} levels, got '
                 f'{neck_channels}')
-        self.input_proj = nn.ModuleList([
-            ConvModule(
-                c, self.embed_dims, 1, norm_cfg=dict(type='BN'), act_cfg=None)
-            for c in neck_channels
-        ])
+        self.input_proj = nn.ModuleList(
+            self._input_projection(c) for c in neck_channels)
         self.dn_query_generator = None
         if dn_cfg is not None:
             dn_cfg = dict(dn_cfg)
@@ -101,10 +100,19 @@ class RTDETR(DINO):
                 num_matching_queries=self.num_queries,
                 **dn_cfg)
 
+    def _input_projection(self, channels: int) -> nn.Module:
+        """(B, channels, H, W) -> (B, embed_dims, H, W): 1x1 conv + BN."""
+        return ConvModule(
+            channels,
+            self.embed_dims,
+            1,
+            norm_cfg=dict(type='BN'),
+            act_cfg=None)
+
     def _init_layers(self) -> None:
-        """Build the decoder and the encoder-output projection
-        (RT-DETR's ``enc_output``: Linear + LayerNorm)."""
-        self.decoder = RTDETRTransformerDecoder(**self.decoder)
+        """Build the decoder (``decoder_type``) and the encoder-output
+        projection (RT-DETR's ``enc_output``: Linear + LayerNorm)."""
+        self.decoder = self.decoder_type(**self.decoder)
         self.embed_dims = self.decoder.embed_dims
         self.memory_trans_fc = nn.Linear(self.embed_dims, self.embed_dims)
         self.memory_trans_norm = nn.LayerNorm(self.embed_dims)

@@ -1,8 +1,11 @@
 """RT-DETR building blocks shared by the neck, head and detector."""
 from .cdn_query_generator import RTDETRCdnQueryGenerator
 from .csp_rep_layer import CSPRepLayer
+from .dfine_decoder import (DFINETransformerDecoder,
+                            DFINETransformerDecoderLayer, Gate)
+from .fdr import LQE, distance2bbox, integral, weighting_function
 from .gelan import RepNCSPELAN4, SCDown
-from .ms_deform_attn import BoxDeformableAttention
+from .ms_deform_attn import BoxDeformableAttention, DFINEDeformableAttention
 from .repvgg_block import RepVGGBlock
 from .rtdetr_decoder import (RTDETRTransformerDecoder,
                              RTDETRTransformerDecoderLayer)
@@ -11,5 +14,8 @@ from .varifocal_loss import RTDETRVarifocalLoss
 __all__ = [
     'BoxDeformableAttention', 'RTDETRTransformerDecoderLayer',
     'RTDETRCdnQueryGenerator', 'CSPRepLayer', 'RepVGGBlock',
-    'RTDETRTransformerDecoder', 'RTDETRVarifocalLoss', 'RepNCSPELAN4', 'SCDown'
+    'RTDETRTransformerDecoder', 'RTDETRVarifocalLoss', 'RepNCSPELAN4',
+    'SCDown', 'DFINEDeformableAttention', 'DFINETransformerDecoder',
+    'DFINETransformerDecoderLayer', 'Gate', 'LQE', 'distance2bbox', 'integral',
+    'weighting_function'
 ]
