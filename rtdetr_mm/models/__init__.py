@@ -1,8 +1,8 @@
 """Models: importing this registers every module in mmdet's MODELS."""
 from . import (backbones, data_preprocessors, dense_heads, detectors, layers,
-               necks)
+               losses, necks)
 
 __all__ = [
     'backbones', 'data_preprocessors', 'dense_heads', 'detectors', 'layers',
-    'necks'
+    'losses', 'necks'
 ]

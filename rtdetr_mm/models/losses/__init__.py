@@ -1,0 +1,11 @@
+"""Losses of the detectors (D-FINE's FGL, DDF and GO-LSD matching union)."""
+from .dfine_losses import (DecoupledDistillationFocalLoss,
+                           FineGrainedLocalizationLoss, bbox2distance,
+                           ddf_weight, distance2bins, go_union_assignments,
+                           unimodal_distribution_focal_loss)
+
+__all__ = [
+    'DecoupledDistillationFocalLoss', 'FineGrainedLocalizationLoss',
+    'bbox2distance', 'ddf_weight', 'distance2bins', 'go_union_assignments',
+    'unimodal_distribution_focal_loss'
+]
