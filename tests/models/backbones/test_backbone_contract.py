@@ -14,7 +14,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from rtdetr_mm.testing import trained_like
+from rtdetr_mm.testing import calibrated, structured_images
 from rtdetr_mm.utils import UnsafeCheckpointError
 from ..._utils import write_malicious_checkpoint
 
@@ -45,6 +45,20 @@ FAMILIES = {
             layers=[1, 1, 2, 1],
             num_columns=3,
             drop_path_rate=0.)),
+    # use_lab=False: a LearnableAffineBlock bias read only by 1x1 convs
+    # followed by a training-mode BatchNorm gets no gradient (in D-FINE too);
+    # test_hgnetv2.py covers the LAB archs.
+    'HGNetv2':
+    dict(
+        arch=dict(
+            stem_channels=(8, 8),
+            stages=(
+                (8, 8, 16, 1, False, False, 3, 2),
+                (16, 8, 16, 2, True, False, 3, 1),
+                (16, 8, 24, 1, True, True, 5, 2),
+                (24, 8, 32, 1, True, True, 5, 2),
+            ),
+            use_lab=False)),
 }
 # Families whose default norm is not a BatchNorm get one for norm_eval;
 # RevCol has LayerNorms only (norm_eval is accepted and has no effect).
@@ -65,19 +79,7 @@ def build(name: str, **kwargs) -> nn.Module:
 
 
 def images(seed: int = 0, batch: int = 2) -> torch.Tensor:
-    """Structured inputs: smooth gradients plus noise."""
-    gen = torch.Generator().manual_seed(seed)
-    ramp = torch.linspace(-1, 1, SIZE)
-    base = torch.stack([
-        ramp[None, :].expand(SIZE, SIZE), ramp[:, None].expand(SIZE, SIZE),
-        (ramp[None, :] * ramp[:, None])
-    ])
-    return base + 0.5 * torch.randn(batch, 3, SIZE, SIZE, generator=gen)
-
-
-def calibrated(model: nn.Module) -> nn.Module:
-    x = images()
-    return trained_like(model, lambda: model(x))
+    return structured_images(batch, SIZE, seed)
 
 
 def trainable(model: nn.Module) -> dict:
