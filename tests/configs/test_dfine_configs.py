@@ -5,6 +5,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from .._utils import CONFIG_DIR
+from ..models.backbones.test_backbone_contract import FAMILIES
 
 # size: backbone arch, decoder layers, reg_scale, published params (M),
 # epochs, stop epoch, lr, backbone lr, images per GPU (x4 GPUs), 640 repeats
@@ -54,3 +55,28 @@ def test_dfine_config_follows_the_official_recipe(size):
     # equal the official models' exactly (docs/official_weights.md)
     assert abs(num_params - params) < 0.8
     assert list(detector.backbone.out_channels) == model.neck.in_channels
+
+
+FAMILY_CONFIGS = sorted(
+    path for path in CONFIG_DIR.glob('dfine_*_coco.py')
+    if 'hgnetv2' not in path.name)
+
+
+def test_every_backbone_family_has_a_dfine_config():
+    """HGNetv2 has the official sizes; every other family one config."""
+    families = {
+        Config.fromfile(path).model.backbone.type
+        for path in FAMILY_CONFIGS
+    }
+    assert families == set(FAMILIES) - {'HGNetv2'}
+
+
+@pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda path: path.stem)
+def test_family_config_is_dfine_s_with_the_backbone_feeding_the_neck(path):
+    cfg = Config.fromfile(path)
+    assert cfg.model.type == 'DFINE'
+    assert cfg.model.neck.fusion_block == 'gelan'
+    assert cfg.default_hooks.stop_augmentation.switch_epoch == 120
+    with torch.device('meta'):
+        backbone = MODELS.build(cfg.model.backbone)
+    assert list(backbone.out_channels) == cfg.model.neck.in_channels

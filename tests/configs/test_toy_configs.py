@@ -1,6 +1,6 @@
-"""Every toy config: an RT-DETR trained from scratch whose backbone feeds
-its neck (the backbone-specific toy settings are tested beside each
-backbone)."""
+"""Every toy config: an RT-DETR or D-FINE trained from scratch whose
+backbone feeds its neck (the backbone-specific toy settings are tested
+beside each backbone)."""
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ def test_every_backbone_has_a_toy_config():
 @pytest.mark.parametrize('path', TOY_CONFIGS, ids=lambda path: path.stem)
 def test_toy_config_backbone_feeds_neck(path):
     cfg = Config.fromfile(path)
-    assert cfg.model.type == 'RTDETR'
+    assert cfg.model.type in ('RTDETR', 'DFINE')
     assert cfg.model.backbone.get('init_cfg') is None  # no download
     backbone, neck = MODELS.build(cfg.model.backbone), MODELS.build(
         cfg.model.neck)
