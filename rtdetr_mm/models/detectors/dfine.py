@@ -1,8 +1,8 @@
 """D-FINE detector on top of :class:`RTDETR`."""
-from typing import Dict, Optional
+from typing import Dict
 
 from mmdet.registry import MODELS
-from torch import Tensor, nn
+from torch import nn
 
 from ..layers import DFINETransformerDecoder
 from .rtdetr import RTDETR
@@ -53,42 +53,11 @@ class DFINE(RTDETR):
             if not isinstance(proj, nn.Identity):
                 nn.init.xavier_uniform_(proj.conv.weight)
 
-    def forward_decoder(self,
-                        query: Tensor,
-                        memory: Tensor,
-                        reference_points: Tensor,
-                        spatial_shapes: Tensor,
-                        level_start_index: Tensor,
-                        dn_mask: Optional[Tensor] = None,
-                        **kwargs) -> Dict:
-        """Run :class:`DFINETransformerDecoder` with the head's branches.
-
-        Args:
-            query (Tensor): (B, Nq, C).
-            memory (Tensor): (B, sum(H*W), C).
-            reference_points (Tensor): (B, Nq, 4) in [0, 1].
-            spatial_shapes (Tensor): (L, 2).
-            level_start_index (Tensor): (L, ).
-            dn_mask (Tensor, optional): (Nq, Nq), True = blocked.
-
-        Returns:
-            dict: the decoder's outputs (``hidden_states``, ``pred_corners``,
-            ``pred_bboxes``, ``ref_points``, ``pre_bboxes``).
-        """
+    def decoder_branches(self) -> Dict[str, object]:
+        """The head's box branches, its ``pre_reg_branch`` (layer 0's
+        reference refinement) and its corner decoder."""
         head = self.bbox_head
-        outputs = self.decoder(
-            query=query,
-            value=memory,
-            self_attn_mask=dn_mask,
-            reference_points=reference_points,
-            spatial_shapes=spatial_shapes,
-            level_start_index=level_start_index,
+        return dict(
             reg_branches=head.reg_branches,
             pre_reg_branch=head.pre_reg_branch,
             decode_corners=head.decode_corners)
-        if self.training and self.dn_query_generator is not None:
-            # keep the label embedding in the graph when a batch has no
-            # ground truth (no denoising queries), as RTDETR does
-            outputs['hidden_states'] = outputs['hidden_states'] + \
-                self.dn_query_generator.label_embedding.weight[0, 0] * 0.0
-        return outputs

@@ -240,7 +240,7 @@ class RTDETR(DINO):
                         level_start_index: Tensor,
                         dn_mask: Optional[Tensor] = None,
                         **kwargs) -> Dict:
-        """Run :class:`RTDETRTransformerDecoder`.
+        """Run the decoder (``decoder_type``) with the head's branches.
 
         Args:
             query (Tensor): (bs, num_queries_total, dim).
@@ -252,23 +252,28 @@ class RTDETR(DINO):
                 num_queries_total), True = blocked.
 
         Returns:
-            dict: ``hidden_states`` (num_run_layers, bs, num_queries_total,
-            dim) and ``references`` (list of (bs, num_queries_total, 4)).
+            dict: the decoder's outputs, for RT-DETR ``hidden_states``
+            (num_run_layers, bs, num_queries_total, dim) and ``references``
+            (list of (bs, num_queries_total, 4)).
         """
-        hidden_states, references = self.decoder(
+        outputs = self.decoder(
             query=query,
             value=memory,
             self_attn_mask=dn_mask,
             reference_points=reference_points,
             spatial_shapes=spatial_shapes,
             level_start_index=level_start_index,
-            reg_branches=self.bbox_head.reg_branches)
+            **self.decoder_branches())
         if self.training and self.dn_query_generator is not None:
             # keep the label embedding in the graph when a batch has no
             # ground truth (no denoising queries), as mmdet's DINO does
-            hidden_states[0] = hidden_states[0] + \
+            outputs['hidden_states'] = outputs['hidden_states'] + \
                 self.dn_query_generator.label_embedding.weight[0, 0] * 0.0
-        return dict(hidden_states=hidden_states, references=references)
+        return outputs
+
+    def decoder_branches(self) -> Dict[str, object]:
+        """The head's parts the decoder calls while it refines boxes."""
+        return dict(reg_branches=self.bbox_head.reg_branches)
 
     def switch_to_deploy(self) -> None:
         """Re-parameterise for inference, in place (idempotent): the neck's

@@ -4,7 +4,7 @@ from typing import Callable, Dict
 import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
-from mmdet.models.layers import (MLP, DeformableDetrTransformerDecoderLayer,
+from mmdet.models.layers import (DeformableDetrTransformerDecoderLayer,
                                  inverse_sigmoid)
 from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule, bias_init_with_prob
@@ -148,17 +148,7 @@ class DFINETransformerDecoder(RTDETRTransformerDecoder):
         [0, 1, 1]
     """
 
-    def _init_layers(self) -> None:
-        """Build the layers and the box-to-position MLP."""
-        if self.post_norm_cfg is not None:
-            raise ValueError('D-FINE\'s decoder has no final norm: '
-                             f'post_norm_cfg must be None, got '
-                             f'{self.post_norm_cfg}')
-        self.layers = nn.ModuleList(
-            DFINETransformerDecoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers))
-        self.embed_dims = self.layers[0].embed_dims
-        self.ref_point_head = MLP(4, 2 * self.embed_dims, self.embed_dims, 2)
+    layer_type = DFINETransformerDecoderLayer
 
     def forward(self, query: Tensor, value: Tensor, self_attn_mask: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor,

@@ -1,5 +1,5 @@
 """RT-DETR's transformer decoder (deformable cross-attention, box MLP pos)."""
-from typing import List, Tuple
+from typing import Dict, List, Union
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -67,6 +67,8 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
         4
     """
 
+    layer_type = RTDETRTransformerDecoderLayer
+
     def __init__(self, *args, eval_idx: int = -1, **kwargs) -> None:
         kwargs.setdefault('post_norm_cfg', None)
         super().__init__(*args, **kwargs)
@@ -78,21 +80,20 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
         self.eval_idx = eval_idx % self.num_layers
 
     def _init_layers(self) -> None:
-        """Build the layers and the box-to-position MLP."""
+        """Build the layers (``layer_type``) and the box-to-position MLP."""
         if self.post_norm_cfg is not None:
-            raise ValueError('RT-DETR\'s decoder has no final norm: '
-                             f'post_norm_cfg must be None, got '
+            raise ValueError(f'{type(self).__name__} has no final norm: '
+                             'post_norm_cfg must be None, got '
                              f'{self.post_norm_cfg}')
         self.layers = nn.ModuleList(
-            RTDETRTransformerDecoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers))
+            self.layer_type(**self.layer_cfg) for _ in range(self.num_layers))
         self.embed_dims = self.layers[0].embed_dims
         self.ref_point_head = MLP(4, 2 * self.embed_dims, self.embed_dims, 2)
 
     def forward(self, query: Tensor, value: Tensor, self_attn_mask: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor,
                 level_start_index: Tensor, reg_branches: nn.ModuleList,
-                **kwargs) -> Tuple[Tensor, List[Tensor]]:
+                **kwargs) -> Dict[str, Union[Tensor, List[Tensor]]]:
         """Run the decoder layers with iterative box refinement.
 
         Args:
@@ -107,7 +108,7 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
             reg_branches (nn.ModuleList): The head's box branches.
 
         Returns:
-            tuple: ``hidden_states`` (num_run_layers, bs, num_queries_total,
+            dict: ``hidden_states`` (num_run_layers, bs, num_queries_total,
             dim) and ``references``, the initial boxes followed by each
             run layer's refined boxes (not detached), each
             (bs, num_queries_total, 4).
@@ -135,4 +136,5 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
                 break
             reference_points = new_reference_points.detach() \
                 if self.training else new_reference_points
-        return torch.stack(intermediate), references
+        return dict(
+            hidden_states=torch.stack(intermediate), references=references)

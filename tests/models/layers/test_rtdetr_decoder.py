@@ -25,7 +25,7 @@ def build(num_layers=3, eval_idx=-1):
 def run(decoder):
     shapes = torch.tensor([[4, 4], [2, 2]])
     reg = nn.ModuleList(nn.Linear(16, 4) for _ in range(decoder.num_layers))
-    return decoder(
+    outputs = decoder(
         query=torch.rand(2, 5, 16),
         value=torch.rand(2, 20, 16),
         self_attn_mask=None,
@@ -33,6 +33,7 @@ def run(decoder):
         spatial_shapes=shapes,
         level_start_index=torch.tensor([0, 16]),
         reg_branches=reg)
+    return outputs['hidden_states'], outputs['references']
 
 
 def test_train_runs_all_layers_eval_stops_at_eval_idx():
