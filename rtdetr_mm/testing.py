@@ -24,6 +24,10 @@ def trained_like(model: nn.Module,
       become 0.1 +- 0.03; normalisation weights 1 +- 0.2, biases +- 0.2;
     * a detection head's class branches are scaled x4 (scores spread over
       (0, 1) instead of sitting at the prior);
+    * linear and conv weights initialised to exactly zero (the last layer of
+      box branches, deformable-attention offsets and weights, D-FINE's gates
+      and quality heads) get weights of std ``0.5 / sqrt(fan_in)``, so boxes
+      move off their references and every branch matters;
     * BatchNorm statistics are the exact statistics of the activations of
       ``run()`` (a forward on structured images), as after training.
 
@@ -42,6 +46,10 @@ def trained_like(model: nn.Module,
         if 'layer_scale' in name or leaf == 'gamma':
             param.copy_(0.1 + 0.03 * noise(param))
     for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)) and \
+                not module.weight.any():
+            fan_in = module.weight[0].numel()
+            module.weight.copy_(0.5 / fan_in**0.5 * noise(module.weight))
         if isinstance(module, _NORMS) and module.weight is not None:
             module.weight.add_(0.2 * noise(module.weight))
             module.bias.add_(0.2 * noise(module.bias))

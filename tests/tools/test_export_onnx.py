@@ -22,9 +22,11 @@ from .conftest import REPO, load_tool, tool_env
 
 TOY = REPO / 'configs' / 'toy'
 SHAPE = (96, 128)  # not square: a height/width swap shows
-FAMILIES = [
-    'r18vd', 'riformer_s12', 'revcol_tiny', 'mobilenetv4_conv_small',
-    'vanillanet_5', 'fasternet_t0'
+# every backbone family with RT-DETR, and D-FINE
+TOY_CONFIGS = [
+    'rtdetr_r18vd', 'rtdetr_riformer_s12', 'rtdetr_revcol_tiny',
+    'rtdetr_mobilenetv4_conv_small', 'rtdetr_vanillanet_5',
+    'rtdetr_fasternet_t0', 'dfine_fasternet_t0'
 ]
 
 
@@ -47,9 +49,9 @@ def r18_checkpoint(tmp_path_factory):
         tmp_path_factory.mktemp('r18') / 'epoch_1.pth')
 
 
-@pytest.mark.parametrize('family', FAMILIES)
-def test_every_family_exports_with_dynamic_batch(family, tmp_path, capsys):
-    config = TOY / f'rtdetr_{family}_toy.py'
+@pytest.mark.parametrize('name', TOY_CONFIGS)
+def test_every_family_exports_with_dynamic_batch(name, tmp_path, capsys):
+    config = TOY / f'{name}_toy.py'
     ckpt = trained_toy_checkpoint(config, tmp_path / 'epoch_1.pth')
     out = load_tool('deploy/export_onnx.py').main([
         str(config),
