@@ -10,4 +10,5 @@ model = dict(
     type='DFINE',
     neck=dict(fusion_block='gelan', downsample='scdown', lateral_act=False),
     decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(num_points=[3, 6, 3]))),
-    bbox_head=dict(type='DFINEHead', reg_max=32, reg_scale=4.0))
+    bbox_head=dict(type='DFINEHead', reg_max=32, reg_scale=4.0),
+    dn_cfg=dict(abs_box_size=True))

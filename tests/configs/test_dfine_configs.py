@@ -29,6 +29,7 @@ def test_dfine_config_follows_the_official_recipe(size):
         f'PPHGNetV2_{arch.upper()}_stage1.pth')
     assert model.decoder.num_layers == layers
     assert model.bbox_head.reg_scale == reg_scale
+    assert model.dn_cfg.abs_box_size is True
     frozen_norms = size in ('l', 'x')
     assert (model.backbone.frozen_stages == 0) is frozen_norms
     assert model.backbone.norm_cfg.requires_grad is not frozen_norms

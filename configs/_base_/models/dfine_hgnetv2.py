@@ -79,10 +79,12 @@ model = dict(
         reg_max=32,
         reg_scale=4.0,
         sync_cls_avg_factor=True),
-    # 100 denoising queries, label noise 0.5, box noise 1.0
+    # 100 denoising queries, label noise 0.5, box noise 1.0; a noisy box
+    # whose corners cross keeps its absolute size (D-FINE; RT-DETR clamps)
     dn_cfg=dict(
         label_noise_scale=0.5,
         box_noise_scale=1.0,
+        abs_box_size=True,
         group_cfg=dict(dynamic=True, num_dn_queries=100)),
     train_cfg=dict(
         assigner=dict(

@@ -1,6 +1,7 @@
-"""Contrastive denoising queries as RT-DETR builds them."""
+"""Contrastive denoising queries as RT-DETR (and D-FINE) build them."""
 import torch
 from mmdet.models.layers import CdnQueryGenerator, inverse_sigmoid
+from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
 from torch import Tensor, nn
 
 
@@ -20,7 +21,15 @@ class RTDETRCdnQueryGenerator(CdnQueryGenerator):
     ``label_noise_scale * 0.5``, box noise, the attention mask) is mmdet's,
     which matches RT-DETR. Arguments are those of :class:`CdnQueryGenerator`
     (``group_cfg=dict(dynamic=True, num_dn_queries=100)`` is RT-DETR's
-    ``num_denoising=100``).
+    ``num_denoising=100``), plus:
+
+    Args:
+        abs_box_size (bool): D-FINE's box noise: a noised box whose corners
+            crossed (only negative queries, when both moved inwards) keeps
+            its size ``|x2 - x1|`` about its centre, and the reference
+            logits use D-FINE's ``inverse_sigmoid`` eps 1e-5. False
+            (RT-DETR, mmdet) clamps such a size to 0 (eps 1e-3): a sliver
+            box. Defaults to False.
 
     Example:
         >>> gen = RTDETRCdnQueryGenerator(
@@ -30,12 +39,46 @@ class RTDETRCdnQueryGenerator(CdnQueryGenerator):
         torch.Size([4, 8])
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, abs_box_size: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.abs_box_size = abs_box_size
         self.label_embedding = nn.Embedding(
             self.num_classes + 1,
             self.embed_dims,
             padding_idx=self.num_classes)
+
+    def generate_dn_bbox_query(self, gt_bboxes: Tensor,
+                               num_groups: int) -> Tensor:
+        """Noisy boxes as mmdet, or, with ``abs_box_size``, as D-FINE.
+
+        Args:
+            gt_bboxes (Tensor): (num_target_total, 4) normalised (x1, y1,
+                x2, y2).
+            num_groups (int): Denoising groups.
+
+        Returns:
+            Tensor: (num_target_total * 2 * num_groups, 4) logits of the
+            noisy (cx, cy, w, h).
+        """
+        if not self.abs_box_size:
+            return super().generate_dn_bbox_query(gt_bboxes, num_groups)
+        # mmdet's noise (same draws) redone: its method clamps the size to 0
+        # inside; then D-FINE's |size| and eps
+        num_targets = len(gt_bboxes)
+        boxes = gt_bboxes.repeat(2 * num_groups, 1)  # xyxy
+        rand_sign = torch.randint_like(
+            boxes, low=0, high=2, dtype=torch.float32) * 2.0 - 1.0
+        rand_part = torch.rand_like(boxes)  # pos: [0, 1), neg: [1, 2)
+        # (2 * num_groups * num_targets, ): rows of the negative halves
+        negative = torch.arange(
+            2 * num_groups,
+            device=boxes.device).repeat_interleave(num_targets) % 2 == 1
+        rand_part[negative] += 1.0
+        whwh = bbox_xyxy_to_cxcywh(boxes)[:, 2:].repeat(1, 2)
+        boxes = boxes + rand_sign * rand_part * whwh * \
+            self.box_noise_scale / 2
+        boxes = bbox_xyxy_to_cxcywh(boxes.clamp(min=0.0, max=1.0)).abs()
+        return inverse_sigmoid(boxes, eps=1e-5)
 
     def collate_dn_queries(self, input_label_query: Tensor,
                            input_bbox_query: Tensor, batch_idx: Tensor,
