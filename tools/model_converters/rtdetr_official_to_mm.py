@@ -29,19 +29,18 @@ they sample differently.
 import argparse
 import os.path as osp
 import re
-import sys
 from collections import OrderedDict
 from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
-from rtdetr_mm.models.utils.checkpoint import (compare_keys,
-                                               describe_key_problems,
-                                               find_state_dict)
+from rtdetr_mm.models.utils.conversion import (build_model_state,
+                                               check_against_model, check_kind,
+                                               read_official_state_dict,
+                                               run_converter, save_converted)
 from rtdetr_mm.models.utils.rtdetr_official_keys import (
-    describe_layout, official_backbone_to_mm, official_to_mm)
-from rtdetr_mm.utils import CheckpointFileError, read_checkpoint
+    official_backbone_to_mm, official_to_mm)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # block counts per stage -> depth (bottleneck blocks have a branch2c)
@@ -69,44 +68,6 @@ def infer_depth(state_dict: Dict[str, Tensor]) -> int:
     return _DEPTHS[(counts, bottleneck)]
 
 
-def check_against_model(state_dict: Dict[str, Tensor],
-                        model_state: Dict[str, Tensor]) -> OrderedDict:
-    """Check keys and shapes against a model; add BN batch counters.
-
-    ``num_batches_tracked`` is absent from official checkpoints whose
-    backbone uses frozen BN; it is taken from the model (zeros).
-
-    Raises:
-        ValueError: listing missing keys, unexpected keys and shape
-            mismatches.
-    """
-    out = OrderedDict(state_dict)
-    for key, value in model_state.items():
-        if key not in out and key.endswith('num_batches_tracked'):
-            out[key] = value.clone()
-    problems = describe_key_problems(*compare_keys(model_state, out))
-    if problems:
-        raise ValueError('converted checkpoint does not fit the model; ' +
-                         problems)
-    return OrderedDict((k, out[k]) for k in model_state)
-
-
-def build_model_state(config: str,
-                      backbone_only: bool = False) -> Dict[str, Tensor]:
-    """State dict of the model (or its backbone) described by ``config``."""
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import rtdetr_mm  # noqa: F401  (registers the modules)
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.backbone.init_cfg = None
-    if backbone_only:
-        return MODELS.build(cfg.model.backbone).state_dict()
-    return MODELS.build(cfg.model).state_dict()
-
-
 def check_uniform_points(state_dict: Dict[str, Tensor]) -> None:
     """RT-DETRv2 decoders with the same number of sampling points on every
     level (all released non-"dsp" models: 4) equal v1's; others do not."""
@@ -122,29 +83,22 @@ def check_uniform_points(state_dict: Dict[str, Tensor]) -> None:
 def check_layout(src: str, state_dict: Dict[str, Tensor], version: str,
                  backbone_only: bool) -> None:
     """Refuse a checkpoint of another kind than the flags say, naming it."""
-    layout = describe_layout(state_dict)
     wanted = ('official ImageNet PResNet backbone'
               if backbone_only else f'official RT-DETR {version} detector')
-    if layout == wanted:
-        return
-    advice = {
-        'official ImageNet PResNet backbone':
-        'add --backbone-only',
-        'official RT-DETR v1 detector':
-        'drop --backbone-only and pass '
-        '--version v1',
-        'official RT-DETR v2 detector':
-        'drop --backbone-only and pass '
-        '--version v2',
-        'rtdetr_mm detector':
-        'it needs no conversion: use it as load_from '
-        'or with tools/test.py',
-    }.get(
-        layout, 'expected keys under backbone./encoder./decoder. (a '
+    check_kind(
+        src,
+        state_dict,
+        wanted,
+        advice={
+            'official ImageNet PResNet backbone':
+            'add --backbone-only',
+            'official RT-DETR v1 detector':
+            'drop --backbone-only and pass --version v1',
+            'official RT-DETR v2 detector':
+            'drop --backbone-only and pass --version v2',
+        },
+        unknown='expected keys under backbone./encoder./decoder. (a '
         'detector) or conv1./res_layers. (an ImageNet PResNet)')
-    raise ValueError(f'{src} is an {layout} checkpoint, not an {wanted} '
-                     f'one ({len(state_dict)} keys, e.g. '
-                     f'{sorted(state_dict)[:3]}): {advice}')
 
 
 def convert(src: str,
@@ -154,11 +108,7 @@ def convert(src: str,
             backbone_only: bool = False,
             unsafe_load: bool = False) -> OrderedDict:
     """Convert ``src`` (official) to ``dst`` (rtdetr_mm); return the dict."""
-    checkpoint = read_checkpoint(src, unsafe=unsafe_load or None)
-    try:
-        state_dict, where = find_state_dict(checkpoint)
-    except ValueError as error:
-        raise ValueError(f'{src}: {error}') from None
+    state_dict, where = read_official_state_dict(src, unsafe_load)
     check_layout(src, state_dict, version, backbone_only)
     if version == 'v2':
         check_uniform_points(state_dict)
@@ -176,7 +126,7 @@ def convert(src: str,
         source_layout=f'official RT-DETR {version} ({where})',
         config=osp.basename(config),
         ignored_keys=ignored)
-    torch.save(dict(state_dict=converted, meta=meta), dst)
+    save_converted(dst, converted, meta)
     print(f'converted {len(state_dict)} official keys ({where}) into '
           f'{len(converted)} rtdetr_mm keys for {config}; ignored '
           f'(recomputed buffers): {ignored or "none"}; saved to {dst}')
@@ -213,12 +163,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    try:
-        convert(args.src, args.dst, args.config, args.version,
-                args.backbone_only, args.unsafe_load)
-    except (KeyError, ValueError, NotImplementedError, FileNotFoundError,
-            CheckpointFileError) as err:
-        sys.exit(f'error: {err}')
+    run_converter(convert, args.src, args.dst, args.config, args.version,
+                  args.backbone_only, args.unsafe_load)
 
 
 if __name__ == '__main__':

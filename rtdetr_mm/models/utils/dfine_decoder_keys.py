@@ -174,7 +174,11 @@ def dfine_decoder_settings(state_dict: Dict[str, Tensor],
         ValueError: if duplicated buffers disagree (``up``/``reg_scale``,
         the layers' ``num_points_scale``).
     """
-    sd = {k[len(src_prefix):]: v for k, v in state_dict.items()}
+    # only the keys under the prefix (a whole detector's dict may be given)
+    sd = {
+        k[len(src_prefix):]: v
+        for k, v in state_dict.items() if k.startswith(src_prefix)
+    }
     layers = {int(m.group(1)) for m in map(_LAYER.match, sd) if m}
     if not layers:
         raise KeyError(f'no decoder layers under {src_prefix!r}decoder.'
