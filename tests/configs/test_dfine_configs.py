@@ -32,7 +32,8 @@ def test_dfine_config_follows_the_official_recipe(size):
     assert model.dn_cfg.abs_box_size is True
     frozen_norms = size in ('l', 'x')
     assert (model.backbone.frozen_stages == 0) is frozen_norms
-    assert model.backbone.norm_cfg.requires_grad is not frozen_norms
+    assert (
+        model.backbone.norm_cfg.type == 'FrozenBatchNorm2d') is frozen_norms
     assert cfg.train_cfg.max_epochs == epochs
     assert cfg.default_hooks.stop_augmentation.switch_epoch == stop
     optimizer = cfg.optim_wrapper.optimizer

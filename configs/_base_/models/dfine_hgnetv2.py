@@ -24,13 +24,13 @@ model = dict(
         ]),
     # HGNetv2-B4 from D-FINE's ImageNet (PaddleClas SSLD stage-1) weights;
     # L/X: stem frozen and every BatchNorm frozen (official freeze_at=0,
-    # freeze_stem_only, freeze_norm)
+    # freeze_stem_only, freeze_norm: FrozenBatchNorm2d, its arithmetic too)
     backbone=dict(
         type='HGNetv2',
         arch='b4',
         out_indices=(1, 2, 3),
         frozen_stages=0,
-        norm_cfg=dict(type='BN', requires_grad=False),
+        norm_cfg=dict(type='FrozenBatchNorm2d'),
         norm_eval=True,
         init_cfg=dict(
             type='Pretrained',

@@ -36,6 +36,7 @@ from timm.models.hgnet import (ConvBNAct, HighPerfGpuBlock, HighPerfGpuNet,
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..layers.frozen_norm import BATCH_NORMS
 from ..utils import (PyramidBackboneMixin, arch_table, check_frozen_stages,
                      fuse_bn_conv, fuse_conv_norm_in, normalize_out_indices,
                      resolve_arch)
@@ -97,9 +98,8 @@ class HGNetv2(PyramidBackboneMixin, BaseModule):
         freeze_at: -1                  frozen_stages=-1
         freeze_at: 0 (stem only)       frozen_stages=0
         freeze_at: k, stem only false  frozen_stages=k + 1
-        freeze_norm: true              norm_cfg=dict(type='BN',
-                                           requires_grad=False),
-                                       norm_eval=True
+        freeze_norm: true              norm_cfg=dict(
+                                           type='FrozenBatchNorm2d')
         freeze_norm: false             norm_cfg=dict(type='BN'),
                                        norm_eval=False
         pretrained: true               init_cfg=dict(type='Pretrained',
@@ -107,10 +107,12 @@ class HGNetv2(PyramidBackboneMixin, BaseModule):
 
     So D-FINE N/S/M (everything trainable) are the defaults, and D-FINE L/X
     (stem frozen, every BatchNorm frozen: running statistics in training and
-    no trainable affine, as FrozenBatchNorm2d) are ``frozen_stages=0,
-    norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True``. D-FINE
-    freezes only parameters of the stages ``freeze_at`` names; here a frozen
-    stage's BatchNorms also stay in eval mode (the same with ``freeze_norm``).
+    no trainable affine) are ``frozen_stages=0,
+    norm_cfg=dict(type='FrozenBatchNorm2d')`` (torchvision's, the official
+    arithmetic; ``dict(type='BN', requires_grad=False), norm_eval=True``
+    trains the same but rounds differently in float32). D-FINE freezes only
+    parameters of the stages ``freeze_at`` names; here a frozen stage's
+    BatchNorms also stay in eval mode (the same with ``freeze_norm``).
 
     Args:
         arch (str | dict): ``'b0'`` .. ``'b6'`` or a dict with the fields of
@@ -299,8 +301,9 @@ class HGNetv2(PyramidBackboneMixin, BaseModule):
         """Replace timm's BatchNorm2d of every conv by one from ``norm_cfg``.
 
         timm hard-codes ``nn.BatchNorm2d``; mmcv's ``build_norm_layer`` gives
-        SyncBN and ``requires_grad=False`` (D-FINE's FrozenBatchNorm without
-        its own class). Only BatchNorm types: the deploy form folds them.
+        SyncBN, ``requires_grad=False`` and ``FrozenBatchNorm2d``
+        (torchvision's, D-FINE's arithmetic). Only BatchNorm types: the
+        deploy form folds them.
         """
         family = type(self).__name__
         if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
@@ -309,12 +312,13 @@ class HGNetv2(PyramidBackboneMixin, BaseModule):
         for module in self.modules():
             if isinstance(module, ConvBNAct):
                 norm = build_norm_layer(norm_cfg, module.bn.num_features)[1]
-                if not isinstance(norm, _BatchNorm):
+                if not isinstance(norm, BATCH_NORMS):
                     raise ValueError(
                         f'{family}: norm_cfg={norm_cfg!r} builds a '
                         f'{type(norm).__name__}; only BatchNorm types '
-                        '(\'BN\', \'SyncBN\') are supported, as the deploy '
-                        'form folds every norm into its conv')
+                        '(\'BN\', \'SyncBN\', \'FrozenBatchNorm2d\') are '
+                        'supported, as the deploy form folds every norm into '
+                        'its conv')
                 module.bn = norm.to(module.conv.weight.device)
 
     def stage_modules(self) -> List[nn.Module]:
@@ -347,7 +351,7 @@ class HGNetv2(PyramidBackboneMixin, BaseModule):
             return
         for module in list(self.modules()):
             if isinstance(module, ConvBNAct) and isinstance(
-                    module.bn, _BatchNorm):
+                    module.bn, BATCH_NORMS):
                 fuse_conv_norm_in(module, 'conv', 'bn')
         stem = self.stem
         if _has_lab(stem.stem3):

@@ -4,6 +4,7 @@ from .csp_rep_layer import CSPRepLayer
 from .dfine_decoder import (DFINETransformerDecoder,
                             DFINETransformerDecoderLayer, Gate)
 from .fdr import LQE, distance2bbox, integral, weighting_function
+from .frozen_norm import BATCH_NORMS
 from .gelan import RepNCSPELAN4, SCDown
 from .ms_deform_attn import BoxDeformableAttention, DFINEDeformableAttention
 from .repvgg_block import RepVGGBlock
@@ -12,7 +13,7 @@ from .rtdetr_decoder import (RTDETRTransformerDecoder,
 from .varifocal_loss import RTDETRVarifocalLoss
 
 __all__ = [
-    'BoxDeformableAttention', 'RTDETRTransformerDecoderLayer',
+    'BATCH_NORMS', 'BoxDeformableAttention', 'RTDETRTransformerDecoderLayer',
     'RTDETRCdnQueryGenerator', 'CSPRepLayer', 'RepVGGBlock',
     'RTDETRTransformerDecoder', 'RTDETRVarifocalLoss', 'RepNCSPELAN4',
     'SCDown', 'DFINEDeformableAttention', 'DFINETransformerDecoder',

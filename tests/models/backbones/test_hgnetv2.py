@@ -14,6 +14,7 @@ from timm.models.hgnet import LearnableAffineBlock, model_cfgs
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rtdetr_mm.models.backbones.hgnetv2 import HGNetv2
+from rtdetr_mm.models.layers import BATCH_NORMS
 from rtdetr_mm.testing import trained_like
 
 ALL_ARCHS = tuple(HGNetv2.arch_settings)
@@ -212,9 +213,14 @@ def test_frozen_stages_0_freezes_only_the_stem():
     assert all(m.training for m in model.stages.modules())
 
 
-def test_dfine_l_x_config_freezes_every_norm():
+@pytest.mark.parametrize('norm', [
+    dict(norm_cfg=dict(type='FrozenBatchNorm2d')),
+    dict(norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True)
+])
+def test_dfine_l_x_config_freezes_every_norm(norm):
     """D-FINE L/X (stem frozen, FrozenBatchNorm everywhere): no trainable
-    BatchNorm parameter, running statistics used and kept in training."""
+    norm parameter, running statistics used and kept in training; FrozenBN
+    (the official arithmetic) and a frozen eval-mode BN train the same."""
     model = MODELS.build(
         dict(
             type='HGNetv2',
@@ -222,11 +228,11 @@ def test_dfine_l_x_config_freezes_every_norm():
                 **TINY, 'use_lab': False
             },
             frozen_stages=0,
-            norm_cfg=dict(type='BN', requires_grad=False),
-            norm_eval=True))
+            **norm))
     model = spread(model).train()
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    assert norms and not any(m.training for m in norms)
+    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
+    assert norms and not any(
+        m.training for m in norms if isinstance(m, _BatchNorm))
     assert not any(p.requires_grad for m in norms for p in m.parameters())
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {
@@ -243,6 +249,25 @@ def test_dfine_l_x_config_freezes_every_norm():
     with torch.no_grad():
         for out, ref in zip(outs, model.eval()(x)):
             torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+def test_frozen_bn_loads_bn_weights_gives_their_outputs_and_folds():
+    bn = spread(MODELS.build(dict(type='HGNetv2', arch=TINY))).eval()
+    frozen = MODELS.build(
+        dict(
+            type='HGNetv2', arch=TINY,
+            norm_cfg=dict(type='FrozenBatchNorm2d')))
+    # BN files carry num_batches_tracked, which FrozenBN drops
+    frozen.load_state_dict(bn.state_dict())
+    x = images()
+    with torch.no_grad():
+        for out, ref in zip(frozen.eval()(x), bn(x)):
+            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        expected = frozen(x)
+        frozen.switch_to_deploy()
+        assert not any(isinstance(m, BATCH_NORMS) for m in frozen.modules())
+        for out, ref in zip(frozen(x), expected):
+            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
