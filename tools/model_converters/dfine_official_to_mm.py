@@ -39,7 +39,8 @@ from typing import Dict, List, Optional, Tuple
 
 from torch import Tensor
 
-from rtdetr_mm.models.utils.conversion import (build_model,
+from rtdetr_mm.models.utils.conversion import (add_converter_arguments,
+                                               build_model,
                                                check_against_model, check_kind,
                                                read_official_state_dict,
                                                run_converter, save_converted)
@@ -217,20 +218,9 @@ def convert(src: str,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='official D-FINE checkpoint (.pth)')
-    parser.add_argument('dst', help='output rtdetr_mm checkpoint (.pth)')
-    parser.add_argument(
-        '--unsafe-load',
-        action='store_true',
-        help='read SRC with weights_only=False (only for a file you trust: '
-        'a malicious checkpoint runs code). Default: refuse anything but '
-        'tensors and plain containers, naming what the file wanted')
-    parser.add_argument(
-        '--config',
-        default=None,
-        help='rtdetr_mm config of the model (default: '
-        'configs/dfine_hgnetv2_{size}_coco.py, the size read from the '
-        'checkpoint; required for other class counts, e.g. Objects365)')
+    add_converter_arguments(
+        parser, 'configs/dfine_hgnetv2_{size}_coco.py, the size read from '
+        'the checkpoint; required for other class counts, e.g. Objects365')
     return parser.parse_args(argv)
 
 

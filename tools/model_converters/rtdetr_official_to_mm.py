@@ -35,7 +35,8 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
-from rtdetr_mm.models.utils.conversion import (build_model_state,
+from rtdetr_mm.models.utils.conversion import (add_converter_arguments,
+                                               build_model_state,
                                                check_against_model, check_kind,
                                                read_official_state_dict,
                                                run_converter, save_converted)
@@ -135,8 +136,9 @@ def convert(src: str,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='official checkpoint (.pth)')
-    parser.add_argument('dst', help='output rtdetr_mm checkpoint (.pth)')
+    add_converter_arguments(
+        parser, 'configs/rtdetr_r{depth}vd_coco.py, depth read from the '
+        'checkpoint')
     parser.add_argument(
         '--version',
         choices=['v1', 'v2'],
@@ -147,17 +149,6 @@ def parse_args(argv=None):
         action='store_true',
         help='SRC is an official ImageNet PResNet checkpoint: write the '
         "weights of the config's backbone only")
-    parser.add_argument(
-        '--unsafe-load',
-        action='store_true',
-        help='read SRC with weights_only=False (only for a file you trust: '
-        'a malicious checkpoint runs code). Default: refuse anything but '
-        'tensors and plain containers, naming what the file wanted')
-    parser.add_argument(
-        '--config',
-        default=None,
-        help='rtdetr_mm config of the model (default: '
-        'configs/rtdetr_r{depth}vd_coco.py, depth read from the checkpoint)')
     return parser.parse_args(argv)
 
 

@@ -19,6 +19,7 @@ the same and live here:
 6. :func:`run_converter`: the expected errors become ``error: ...`` and exit
    status 1, without a traceback.
 """
+import argparse
 import sys
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Tuple
@@ -193,3 +194,21 @@ def run_converter(convert: Callable, *args, **kwargs):
         return convert(*args, **kwargs)
     except CONVERSION_ERRORS as err:
         sys.exit(f'error: {err}')
+
+
+def add_converter_arguments(parser: argparse.ArgumentParser,
+                            default_config: str) -> None:
+    """``src``, ``dst``, ``--unsafe-load`` and ``--config`` (its default
+    described by ``default_config``), shared by the converters."""
+    parser.add_argument('src', help='official checkpoint (.pth)')
+    parser.add_argument('dst', help='output rtdetr_mm checkpoint (.pth)')
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='read SRC with weights_only=False (only for a file you trust: '
+        'a malicious checkpoint runs code). Default: refuse anything but '
+        'tensors and plain containers, naming what the file wanted')
+    parser.add_argument(
+        '--config',
+        default=None,
+        help=f'rtdetr_mm config of the model (default: {default_config})')
