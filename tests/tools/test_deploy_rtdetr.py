@@ -69,6 +69,8 @@ def test_deploy_rtdetr_riformer(tmp_path):
     inputs = inputs.double()
     expected = script.raw_outputs(model.double(), inputs, samples)
     got = script.raw_outputs(deployed.double().eval(), inputs, samples)
-    assert script.max_difference(expected, got) <= 1e-5  # relative
+    # relative; 2.8e-6 with these (seeded) weights, 1.01e-5 measured with
+    # unseeded ones once: float32 rounding of the folded weights
+    assert script.max_difference(expected, got) <= 1e-5
     # The training-form and deploy-form checkpoints really differ.
     assert len(keys) < len(model.state_dict())
