@@ -203,12 +203,8 @@ def convert(src: str,
                          ': bbox_head.num_classes; embed_dims, num_layers: '
                          "the decoder's)") from None
     converted = check_against_model(converted, model.state_dict())
-    meta = dict(
-        source=osp.basename(src),
-        source_layout=f'official D-FINE ({where})',
-        config=osp.basename(config),
-        ignored_keys=ignored)
-    save_converted(dst, converted, meta)
+    save_converted(dst, converted, src, f'official D-FINE ({where})', config,
+                   ignored)
     print(f'converted {len(state_dict)} official keys ({where}) into '
           f'{len(converted)} rtdetr_mm keys for {config}; not loaded '
           f'(computed from the config, checked): {len(ignored)} buffers; '

@@ -122,12 +122,8 @@ def convert(src: str,
         config = osp.join(REPO_ROOT, 'configs', f'rtdetr_r{depth}vd_coco.py')
     converted = check_against_model(converted,
                                     build_model_state(config, backbone_only))
-    meta = dict(
-        source=osp.basename(src),
-        source_layout=f'official RT-DETR {version} ({where})',
-        config=osp.basename(config),
-        ignored_keys=ignored)
-    save_converted(dst, converted, meta)
+    save_converted(dst, converted, src,
+                   f'official RT-DETR {version} ({where})', config, ignored)
     print(f'converted {len(state_dict)} official keys ({where}) into '
           f'{len(converted)} rtdetr_mm keys for {config}; ignored '
           f'(recomputed buffers): {ignored or "none"}; saved to {dst}')

@@ -20,6 +20,7 @@ the same and live here:
    status 1, without a traceback.
 """
 import argparse
+import os.path as osp
 import sys
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Tuple
@@ -181,9 +182,16 @@ def check_against_model(state_dict: Dict[str, Tensor],
     return OrderedDict((k, out[k]) for k in model_state)
 
 
-def save_converted(dst: str, state_dict: Dict[str, Tensor],
-                   meta: dict) -> None:
-    """Write an mmengine checkpoint: ``dict(state_dict=..., meta=...)``."""
+def save_converted(dst: str, state_dict: Dict[str, Tensor], src: str,
+                   source_layout: str, config: str, ignored_keys) -> None:
+    """Write an mmengine checkpoint: ``dict(state_dict=..., meta=...)``,
+    the meta naming the source file and layout, the config and the official
+    keys not loaded."""
+    meta = dict(
+        source=osp.basename(src),
+        source_layout=source_layout,
+        config=osp.basename(config),
+        ignored_keys=ignored_keys)
     torch.save(dict(state_dict=state_dict, meta=meta), dst)
 
 
