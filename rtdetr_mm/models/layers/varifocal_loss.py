@@ -52,12 +52,22 @@ class RTDETRVarifocalLoss(QualityFocalLoss):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         if not use_sigmoid:
-            raise ValueError('RTDETRVarifocalLoss only supports '
+            raise ValueError(f'{type(self).__name__} only supports '
                              f'use_sigmoid=True, got {use_sigmoid}')
         super().__init__(
             use_sigmoid=True, reduction=reduction, loss_weight=loss_weight)
         self.alpha = alpha
         self.gamma = gamma
+
+    def score_and_weight(self, pred: Tensor, one_hot: Tensor,
+                         ious: Tensor) -> Tuple[Tensor, Tensor]:
+        """BCE target ``t = q o`` and weight ``alpha sg(sigmoid(x))^gamma
+        (1 - o) + t``, each (N, C), for logits ``pred`` (N, C), one-hot
+        classes (N, C) and IoUs (N,)."""
+        score = one_hot * ious.unsqueeze(-1)
+        weight = self.alpha * pred.detach().sigmoid().pow(
+            self.gamma) * (1 - one_hot) + score
+        return score, weight
 
     def forward(self,
                 pred: Tensor,
@@ -84,9 +94,8 @@ class RTDETRVarifocalLoss(QualityFocalLoss):
         num_classes = pred.size(-1)
         # (N,) -> (N, C): one-hot without the background column
         one_hot = F.one_hot(labels, num_classes + 1)[:, :num_classes].to(pred)
-        score = one_hot * ious.to(pred).unsqueeze(-1)
-        focal_weight = self.alpha * pred.detach().sigmoid().pow(
-            self.gamma) * (1 - one_hot) + score
+        score, focal_weight = self.score_and_weight(pred, one_hot,
+                                                    ious.to(pred))
         loss = F.binary_cross_entropy_with_logits(
             pred, score, weight=focal_weight, reduction='none')
         if weight is not None and weight.dim() == 1:
