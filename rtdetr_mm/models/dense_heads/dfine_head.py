@@ -175,20 +175,13 @@ class DFINEHead(RTDETRHead):
                 f'as_two_stage={self.as_two_stage}')
         num_layers = self.num_pred_layer - 1
 
-        def mlp(out_channels: int) -> nn.Sequential:
-            layers = []
-            for _ in range(self.num_reg_fcs):
-                layers += [Linear(self.embed_dims, self.embed_dims), nn.ReLU()]
-            return nn.Sequential(*layers, Linear(self.embed_dims,
-                                                 out_channels))
-
         fc_cls = Linear(self.embed_dims, self.cls_out_channels)
         self.cls_branches = nn.ModuleList(
             copy.deepcopy(fc_cls) for _ in range(self.num_pred_layer))
         self.reg_branches = nn.ModuleList(
-            [mlp(4 * (self.reg_max + 1))
-             for _ in range(num_layers)] + [mlp(4)])
-        self.pre_reg_branch = mlp(4)
+            [self._mlp(4 * (self.reg_max + 1))
+             for _ in range(num_layers)] + [self._mlp(4)])
+        self.pre_reg_branch = self._mlp(4)
         self.lqe_layers = nn.ModuleList(
             LQE(self.reg_max, **self.lqe_cfg) for _ in range(num_layers))
 

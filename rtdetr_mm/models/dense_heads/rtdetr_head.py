@@ -1,7 +1,9 @@
 """RT-DETR head: box/class branches, losses and predictions."""
+import copy
 from typing import Dict, Optional, Tuple
 
 import torch.nn as nn
+from mmcv.cnn import Linear, build_activation_layer
 from mmdet.models.dense_heads import DINOHead
 from mmdet.registry import MODELS
 from mmengine.model import bias_init_with_prob, constant_init
@@ -22,7 +24,9 @@ class RTDETRHead(DINOHead):
       that ``DETRHead`` builds for a :class:`QualityFocalLoss`);
     * the branches are initialised like RT-DETR (class bias for a prior of
       0.01, the last box layer zero, no ``-2`` size bias);
-    * denoising can be switched off (``dn_meta`` is None).
+    * denoising can be switched off (``dn_meta`` is None);
+    * the box MLPs' activation is configurable (``mlp_act_cfg``: DEIM's
+      models use SiLU).
 
     ``cls_branches[-1]``/``reg_branches[-1]`` are RT-DETR's
     ``enc_score_head``/``enc_bbox_head`` (the detector sets
@@ -43,6 +47,8 @@ class RTDETRHead(DINOHead):
             alpha 0.25, gamma 2), L1 cost 5 and GIoU cost 2.
         test_cfg (dict): ``max_per_img`` top-k over queries x classes.
             Defaults to 300.
+        mlp_act_cfg (dict): Activation between the layers of every box
+            branch. Defaults to ReLU (RT-DETR, D-FINE; DEIM: SiLU).
         init_cfg (dict, optional): Initialisation config.
         **kwargs: ``share_pred_layer``, ``num_pred_layer`` and
             ``as_two_stage``, set by the :class:`RTDETR` detector.
@@ -86,8 +92,10 @@ class RTDETRHead(DINOHead):
                         dict(type='IoUCost', iou_mode='giou', weight=2.0)
                     ])),
             test_cfg: dict = dict(max_per_img=300),
+            mlp_act_cfg: dict = dict(type='ReLU'),
             init_cfg: Optional[dict] = None,
             **kwargs) -> None:
+        self.mlp_act_cfg = mlp_act_cfg
         super().__init__(
             num_classes=num_classes,
             embed_dims=embed_dims,
@@ -100,6 +108,32 @@ class RTDETRHead(DINOHead):
             test_cfg=test_cfg,
             init_cfg=init_cfg,
             **kwargs)
+
+    def _mlp(self, out_channels: int) -> nn.Sequential:
+        """A box branch: ``num_reg_fcs`` x (Linear(dim, dim), activation),
+        then Linear(dim, out_channels) (mmdet's layout and keys)."""
+        layers = []
+        for _ in range(self.num_reg_fcs):
+            layers += [
+                Linear(self.embed_dims, self.embed_dims),
+                build_activation_layer(self.mlp_act_cfg)
+            ]
+        return nn.Sequential(*layers, Linear(self.embed_dims, out_channels))
+
+    def _init_layers(self) -> None:
+        """One class and one box branch per prediction layer (shared when
+        ``share_pred_layer``), the box branches from :meth:`_mlp`."""
+        fc_cls = Linear(self.embed_dims, self.cls_out_channels)
+        reg_branch = self._mlp(4)
+        n = self.num_pred_layer
+        if self.share_pred_layer:
+            self.cls_branches = nn.ModuleList([fc_cls] * n)
+            self.reg_branches = nn.ModuleList([reg_branch] * n)
+        else:
+            self.cls_branches = nn.ModuleList(
+                copy.deepcopy(fc_cls) for _ in range(n))
+            self.reg_branches = nn.ModuleList(
+                copy.deepcopy(reg_branch) for _ in range(n))
 
     def init_weights(self) -> None:
         """RT-DETR's init: class bias for prior 0.01, last box layer 0."""

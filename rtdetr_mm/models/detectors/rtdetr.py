@@ -123,7 +123,9 @@ class RTDETR(DINO):
         query-position MLP; no xavier over the whole decoder (unlike DINO)."""
         super(DeformableDETR, self).init_weights()
         nn.init.xavier_uniform_(self.memory_trans_fc.weight)
-        for layer in self.decoder.ref_point_head.layers:
+        # the first two layers, as official (DEIM's 3-layer as_reg MLP keeps
+        # the default init of its last one)
+        for layer in self.decoder.ref_point_head.layers[:2]:
             nn.init.xavier_uniform_(layer.weight)
 
     def pre_transformer(

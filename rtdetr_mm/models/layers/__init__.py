@@ -6,6 +6,7 @@ from .dfine_decoder import (DFINETransformerDecoder,
 from .fdr import LQE, distance2bbox, integral, weighting_function
 from .frozen_norm import BATCH_NORMS
 from .gelan import RepNCSPELAN4, SCDown
+from .mlp import MLP
 from .ms_deform_attn import BoxDeformableAttention, DFINEDeformableAttention
 from .repvgg_block import RepVGGBlock
 from .rtdetr_decoder import (RTDETRTransformerDecoder,
@@ -17,6 +18,6 @@ __all__ = [
     'RTDETRCdnQueryGenerator', 'CSPRepLayer', 'RepVGGBlock',
     'RTDETRTransformerDecoder', 'RTDETRVarifocalLoss', 'RepNCSPELAN4',
     'SCDown', 'DFINEDeformableAttention', 'DFINETransformerDecoder',
-    'DFINETransformerDecoderLayer', 'Gate', 'LQE', 'distance2bbox', 'integral',
-    'weighting_function'
+    'DFINETransformerDecoderLayer', 'Gate', 'LQE', 'MLP', 'distance2bbox',
+    'integral', 'weighting_function'
 ]

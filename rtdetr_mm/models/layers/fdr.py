@@ -11,10 +11,11 @@ normalised to [0, 1].
 """
 import torch
 import torch.nn.functional as F
-from mmdet.models.layers import MLP
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init
 from torch import Tensor
+
+from .mlp import MLP
 
 
 def check_reg_max(reg_max: int) -> None:
@@ -111,6 +112,8 @@ class LQE(BaseModule):
         topk (int): Probabilities kept per edge. Defaults to 4.
         hidden_dims (int): Hidden width of the MLP. Defaults to 64.
         num_layers (int): Layers of the MLP. Defaults to 2.
+        act_cfg (dict): Activation of the MLP. Defaults to ReLU (D-FINE;
+            DEIM's D-FINE uses its decoder activation, SiLU).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -119,11 +122,12 @@ class LQE(BaseModule):
                  topk: int = 4,
                  hidden_dims: int = 64,
                  num_layers: int = 2,
+                 act_cfg: dict = dict(type='ReLU'),
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         check_reg_max(reg_max)
         self.reg_max, self.topk = reg_max, topk
-        self.mlp = MLP(4 * (topk + 1), hidden_dims, 1, num_layers)
+        self.mlp = MLP(4 * (topk + 1), hidden_dims, 1, num_layers, act_cfg)
         self.init_weights()
 
     def init_weights(self) -> None:

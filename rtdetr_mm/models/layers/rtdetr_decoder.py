@@ -4,11 +4,12 @@ from typing import Dict, List, Union
 import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
-from mmdet.models.layers import (MLP, DeformableDetrTransformerDecoder,
+from mmdet.models.layers import (DeformableDetrTransformerDecoder,
                                  DeformableDetrTransformerDecoderLayer,
                                  inverse_sigmoid)
 from torch import Tensor, nn
 
+from .mlp import MLP
 from .ms_deform_attn import BoxDeformableAttention
 
 
@@ -38,8 +39,8 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
     mmdet's ``DinoTransformerDecoder``:
 
     * the query position is ``ref_point_head(box)``, an MLP of the raw
-      (cx, cy, w, h) reference box (4 -> 2*dim -> dim), not of its sine
-      encoding;
+      (cx, cy, w, h) reference box (4 -> 2*dim -> dim; DEIM's ``as_reg``:
+      4 -> dim -> dim -> dim), not of its sine encoding;
     * no final LayerNorm on the decoder output;
     * iterative refinement uses ``inverse_sigmoid`` with eps 1e-5 (DINO's
       decoder uses 1e-3), boxes are detached between layers only in
@@ -52,6 +53,11 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
         layer_cfg (dict): Config of ``DeformableDetrTransformerDecoderLayer``.
         eval_idx (int): Layer used for prediction in eval mode; negative
             counts from the end. Defaults to -1.
+        query_pos_method (str): ``'default'`` (RT-DETR, D-FINE: 2 layers,
+            hidden 2*dim) or ``'as_reg'`` (DEIM's RT-DETRv2: 3 layers,
+            hidden dim, like a box branch). Defaults to ``'default'``.
+        mlp_act_cfg (dict): Activation of ``ref_point_head``. Defaults to
+            ReLU (DEIM: SiLU).
         post_norm_cfg (dict, optional): Must be None (no final norm).
         return_intermediate (bool): Must be True.
         init_cfg (dict, optional): Initialisation config.
@@ -69,7 +75,21 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
 
     layer_type = RTDETRTransformerDecoderLayer
 
-    def __init__(self, *args, eval_idx: int = -1, **kwargs) -> None:
+    # query_pos_method -> (layers, hidden width in units of embed_dims)
+    query_pos_layouts = dict(default=(2, 2), as_reg=(3, 1))
+
+    def __init__(self,
+                 *args,
+                 eval_idx: int = -1,
+                 query_pos_method: str = 'default',
+                 mlp_act_cfg: dict = dict(type='ReLU'),
+                 **kwargs) -> None:
+        if query_pos_method not in self.query_pos_layouts:
+            raise ValueError(
+                f'query_pos_method must be one of '
+                f'{sorted(self.query_pos_layouts)}, got {query_pos_method!r}')
+        self.query_pos_method = query_pos_method
+        self.mlp_act_cfg = mlp_act_cfg
         kwargs.setdefault('post_norm_cfg', None)
         super().__init__(*args, **kwargs)
         if not -self.num_layers <= eval_idx < self.num_layers:
@@ -88,7 +108,9 @@ class RTDETRTransformerDecoder(DeformableDetrTransformerDecoder):
         self.layers = nn.ModuleList(
             self.layer_type(**self.layer_cfg) for _ in range(self.num_layers))
         self.embed_dims = self.layers[0].embed_dims
-        self.ref_point_head = MLP(4, 2 * self.embed_dims, self.embed_dims, 2)
+        num_layers, width = self.query_pos_layouts[self.query_pos_method]
+        self.ref_point_head = MLP(4, width * self.embed_dims, self.embed_dims,
+                                  num_layers, self.mlp_act_cfg)
 
     def forward(self, query: Tensor, value: Tensor, self_attn_mask: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor,

@@ -8,7 +8,7 @@ from rtdetr_mm.models.dense_heads import RTDETRHead  # noqa: F401
 NUM_CLASSES, DIM, NQ = 3, 16, 6
 
 
-def head(num_layers=2):
+def head(num_layers=2, **kwargs):
     return MODELS.build(
         dict(
             type='RTDETRHead',
@@ -16,7 +16,8 @@ def head(num_layers=2):
             embed_dims=DIM,
             num_pred_layer=num_layers + 1,
             as_two_stage=True,
-            test_cfg=dict(max_per_img=5)))
+            test_cfg=dict(max_per_img=5),
+            **kwargs))
 
 
 def samples(num_boxes=(2, 0)):
@@ -88,3 +89,14 @@ def test_predict_topk_and_rescale():
     # x scaled by 80 / 2.0, y by 64 / 0.5
     assert res.bboxes[:, 0::2].max() <= 40 + 1e-4
     assert res.bboxes[:, 1::2].max() <= 128 + 1e-4
+
+
+def test_box_branch_activation_keeps_the_keys():
+    """DEIM's SiLU box MLPs load the same checkpoints as the ReLU ones."""
+    relu, silu = head(), head(mlp_act_cfg=dict(type='SiLU'))
+    assert relu.state_dict().keys() == silu.state_dict().keys()
+    for branch in silu.reg_branches:
+        assert [type(m).__name__ for m in branch
+                ] == ['Linear', 'SiLU', 'Linear', 'SiLU', 'Linear']
+    shared = head(share_pred_layer=True)
+    assert shared.reg_branches[0] is shared.reg_branches[-1]

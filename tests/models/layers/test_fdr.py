@@ -1,6 +1,7 @@
 """D-FINE's box coding: weighting function, integral, distance2bbox, LQE."""
 import pytest
 import torch
+from torch import nn
 
 from rtdetr_mm.models.layers import (LQE, distance2bbox, integral,
                                      weighting_function)
@@ -67,3 +68,15 @@ def test_lqe_starts_as_identity_and_sees_sharpness():
     # one quality logit per query, added to every class
     assert torch.allclose(delta, delta[..., :1].expand_as(delta))
     assert delta.abs().max() > 0
+
+
+def test_lqe_activation():
+    """DEIM's D-FINE runs the quality MLP with SiLU: same keys, another
+    correction."""
+    torch.manual_seed(0)
+    relu = LQE(reg_max=8)
+    nn.init.normal_(relu.mlp.layers[-1].weight)
+    silu = LQE(reg_max=8, act_cfg=dict(type='SiLU'))
+    silu.load_state_dict(relu.state_dict())
+    scores, corners = torch.zeros(2, 3), torch.randn(2, 4 * 9)
+    assert not torch.allclose(relu(scores, corners), silu(scores, corners))

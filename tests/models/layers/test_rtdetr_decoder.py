@@ -5,10 +5,11 @@ from torch import nn
 from rtdetr_mm.models.layers import RTDETRTransformerDecoder
 
 
-def build(num_layers=3, eval_idx=-1):
+def build(num_layers=3, eval_idx=-1, **kwargs):
     return RTDETRTransformerDecoder(
         num_layers=num_layers,
         eval_idx=eval_idx,
+        **kwargs,
         layer_cfg=dict(
             self_attn_cfg=dict(embed_dims=16, num_heads=2),
             cross_attn_cfg=dict(
@@ -52,3 +53,26 @@ def test_query_pos_is_mlp_of_box_and_bad_eval_idx():
     assert decoder.ref_point_head.layers[-1].out_features == 16
     with pytest.raises(ValueError, match=r'eval_idx must be in \[-3, 2\]'):
         build(eval_idx=3)
+
+
+def test_query_position_mlp_layouts():
+    """RT-DETR's 4 -> 32 -> 16 ReLU MLP; DEIM's as_reg 4 -> 16 -> 16 -> 16
+    with SiLU, which changes the decoder's output."""
+    default = build()
+    widths = [(m.in_features, m.out_features)
+              for m in default.ref_point_head.layers]
+    assert widths == [(4, 32), (32, 16)]
+    torch.manual_seed(0)
+    as_reg = build(
+        query_pos_method='as_reg', mlp_act_cfg=dict(type='SiLU')).eval()
+    widths = [(m.in_features, m.out_features)
+              for m in as_reg.ref_point_head.layers]
+    assert widths == [(4, 16), (16, 16), (16, 16)]
+    assert isinstance(as_reg.ref_point_head.act, nn.SiLU)
+    torch.manual_seed(0)
+    silu = run(as_reg)[0]
+    as_reg.ref_point_head.act = nn.ReLU()
+    torch.manual_seed(0)
+    assert not torch.allclose(run(as_reg)[0], silu)
+    with pytest.raises(ValueError, match="'as_reg', 'default'"):
+        build(query_pos_method='sine')
