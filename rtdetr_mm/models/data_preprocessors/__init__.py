@@ -1,4 +1,5 @@
 """Batch augments of the data preprocessor, registered in mmdet's MODELS."""
+from .batch_mixup import BatchMixUp
 from .batch_resize import BatchRandomChoiceResize
 
-__all__ = ['BatchRandomChoiceResize']
+__all__ = ['BatchMixUp', 'BatchRandomChoiceResize']
