@@ -78,7 +78,13 @@ model = dict(
         embed_dims=embed_dims,
         reg_max=32,
         reg_scale=4.0,
-        sync_cls_avg_factor=True),
+        sync_cls_avg_factor=True,
+        loss_cls=dict(
+            type='RTDETRVarifocalLoss',
+            use_sigmoid=True,
+            alpha=0.75,
+            gamma=2.0,
+            loss_weight=1.0)),
     # 100 denoising queries, label noise 0.5, box noise 1.0; a noisy box
     # whose corners cross keeps its absolute size (D-FINE; RT-DETR clamps)
     dn_cfg=dict(
