@@ -364,3 +364,18 @@ def test_size_inference_picks_the_published_config():
         with torch.device('meta'):
             backbone = HGNetv2(arch=arch).state_dict()
         assert converter.hgnetv2_arch(backbone, prefix='') == arch
+
+
+def test_deim_checkpoints_convert_with_the_deim_config(tmp_path):
+    """DEIM-D-FINE has D-FINE's keys (its SiLU MLPs show in none), so
+    --deim picks the DEIM config of the size read from the keys."""
+    deim = build_model(str(CONFIG_DIR / 'deim_dfine_hgnetv2_n_coco.py'))
+    with torch.device('meta'):
+        dfine = build_model(str(CONFIG_DIR / 'dfine_hgnetv2_n_coco.py'))
+    assert deim.state_dict().keys() == dfine.state_dict().keys()
+    src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'mm.pth')
+    torch.save(dict(model=to_official(deim)), src)
+    converter.main([src, dst, '--deim'])
+    ckpt = torch.load(dst, weights_only=False)
+    assert ckpt['meta']['config'].endswith('deim_dfine_hgnetv2_n_coco.py')
+    deim.load_state_dict(ckpt['state_dict'], strict=True)

@@ -36,14 +36,14 @@ TINY = dict(
     dn_cfg=dict(group_cfg=dict(num_dn_queries=4)))
 
 
-def tiny_config(tmp_path, name, depth):
-    """Write a tiny config inheriting ``configs/rtdetr_{name}_coco.py``."""
+def tiny_config(tmp_path, name, depth, family='rtdetr'):
+    """Write a tiny config inheriting ``configs/{family}_{name}_coco.py``."""
     model = copy.deepcopy(TINY)
     model['backbone']['depth'] = depth
     if depth >= 50:
         model['neck']['in_channels'] = [64, 128, 256]
-    base = osp.abspath(osp.join(ROOT, 'configs', f'rtdetr_{name}_coco.py'))
-    path = str(tmp_path / f'tiny_{name}.py')
+    base = osp.abspath(osp.join(ROOT, 'configs', f'{family}_{name}_coco.py'))
+    path = str(tmp_path / f'tiny_{family}_{name}.py')
     with open(path, 'w') as f:
         f.write(f'_base_ = [{base!r}]\nmodel = {model!r}\n')
     return path, Config.fromfile(path)
@@ -157,6 +157,29 @@ def test_v2_layout(tmp_path):
     torch.save(dict(model=official), src)
     with pytest.raises(SystemExit, match='per-level point counts'):
         converter.main([src, dst, '--config', config, '--version', 'v2'])
+
+
+def test_deim_layout_needs_a_deim_config(tmp_path):
+    """DEIM-RT-DETRv2: v2 keys with a 3-layer query-position MLP; its
+    default config is DEIM's, and a plain v2 config refuses it."""
+    config, cfg = tiny_config(tmp_path, 'r18vd', 18, 'deim_rtdetrv2')
+    ours = random_state(cfg)
+    official = mm_to_official(ours, 'v2')
+    assert 'decoder.query_pos_head.layers.2.weight' in official
+    assert converter.default_config(official, 'v2') == \
+        'deim_rtdetrv2_r18vd_coco.py'
+    src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'mm.pth')
+    torch.save(dict(model=official), src)
+    converter.main([src, dst, '--config', config, '--version', 'v2'])
+    converted = torch.load(dst, weights_only=False)['state_dict']
+    assert converted['decoder.ref_point_head.layers.2.weight'] is not None
+    plain, _ = tiny_config(tmp_path, 'r18vd', 18, 'rtdetrv2')
+    with pytest.raises(SystemExit, match='ref_point_head.layers.2'):
+        converter.main([src, dst, '--config', plain, '--version', 'v2'])
+    del official['decoder.query_pos_head.layers.2.weight']
+    assert converter.default_config(official, 'v2') == \
+        'rtdetrv2_r18vd_coco.py'
+    assert converter.default_config(official, 'v1') == 'rtdetr_r18vd_coco.py'
 
 
 def test_infer_depth():

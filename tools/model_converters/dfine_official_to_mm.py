@@ -30,6 +30,11 @@ mmengine checkpoint (``state_dict`` + ``meta``) for ``load_from`` or
 
 Objects365 checkpoints (``*_obj365*.pth``, 366 classes) need a config whose
 ``model.bbox_head.num_classes`` is 366.
+
+DEIM-D-FINE checkpoints (``ShihuaHuang95/DEIM``: ``deim_dfine_hgnetv2_*``)
+have D-FINE's keys, but their MLPs and decoder FFNs use SiLU, which no key
+shows: pass ``--deim`` (``configs/deim_dfine_hgnetv2_{size}_coco.py``) or a
+DEIM ``--config``; with a D-FINE config the model loads and predicts wrongly.
 """  # noqa: E501
 import argparse
 import os.path as osp
@@ -177,7 +182,8 @@ def dfine_official_to_mm(
 def convert(src: str,
             dst: str,
             config: Optional[str] = None,
-            unsafe_load: bool = False) -> OrderedDict:
+            unsafe_load: bool = False,
+            deim: bool = False) -> OrderedDict:
     """Convert ``src`` (official) to ``dst`` (rtdetr_mm); return the dict."""
     from rtdetr_mm.models.detectors import DFINE
 
@@ -189,8 +195,9 @@ def convert(src: str,
         unknown='expected keys under backbone./encoder./decoder. with '
         "D-FINE's decoder.up and decoder.decoder.lqe_layers.")
     if config is None:
-        config = osp.join(REPO_ROOT, 'configs',
-                          f'dfine_hgnetv2_{infer_size(state_dict)}_coco.py')
+        config = osp.join(
+            REPO_ROOT, 'configs', f'{"deim_" if deim else ""}dfine_hgnetv2_'
+            f'{infer_size(state_dict)}_coco.py')
     model = build_model(config)
     if not isinstance(model, DFINE):
         raise ValueError(f'{config} builds a {type(model).__name__}, not a '
@@ -217,12 +224,19 @@ def parse_args(argv=None):
     add_converter_arguments(
         parser, 'configs/dfine_hgnetv2_{size}_coco.py, the size read from '
         'the checkpoint; required for other class counts, e.g. Objects365')
+    parser.add_argument(
+        '--deim',
+        action='store_true',
+        help='SRC is a DEIM-D-FINE checkpoint: default config '
+        'configs/deim_dfine_hgnetv2_{size}_coco.py (SiLU MLPs; the keys are '
+        "D-FINE's, so this cannot be read from the file)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    run_converter(convert, args.src, args.dst, args.config, args.unsafe_load)
+    run_converter(convert, args.src, args.dst, args.config, args.unsafe_load,
+                  args.deim)
 
 
 if __name__ == '__main__':

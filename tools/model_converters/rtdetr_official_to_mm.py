@@ -22,9 +22,13 @@ type='Pretrained', checkpoint=...)``.
 
 ``--version v2`` reads ``rtdetrv2_pytorch`` checkpoints whose deformable
 attention samples the same number of points on every level with the default
-(bilinear) method; they have the v1 architecture. The "dsp" (discrete
-sampling) v2 models are not supported: their weights look the same, but
-they sample differently.
+(bilinear) method; they have the v1 architecture
+(``configs/rtdetrv2_r{depth}vd_coco.py``). The "dsp" (discrete sampling) v2
+models are not supported: their weights look the same, but they sample
+differently. DEIM-RT-DETRv2 checkpoints (``ShihuaHuang95/DEIM``) are v2
+ones whose query-position MLP has three layers (``as_reg``); they convert
+with ``--version v2`` to ``configs/deim_rtdetrv2_r{depth}vd_coco.py`` (SiLU
+MLPs).
 """
 import argparse
 import os.path as osp
@@ -67,6 +71,15 @@ def infer_depth(state_dict: Dict[str, Tensor]) -> int:
         raise ValueError(f'unknown PResNet layout: blocks per stage {counts}, '
                          f'bottleneck={bottleneck}; pass --config')
     return _DEPTHS[(counts, bottleneck)]
+
+
+def default_config(state_dict: Dict[str, Tensor], version: str) -> str:
+    """The config of an official detector of this depth: DEIM-RT-DETRv2
+    (three-layer query-position MLP), RT-DETRv2 or RT-DETR."""
+    depth = infer_depth(state_dict)
+    if 'decoder.query_pos_head.layers.2.weight' in state_dict:
+        return f'deim_rtdetrv2_r{depth}vd_coco.py'
+    return f'rtdetr{"v2" if version == "v2" else ""}_r{depth}vd_coco.py'
 
 
 def check_uniform_points(state_dict: Dict[str, Tensor]) -> None:
@@ -118,8 +131,8 @@ def convert(src: str,
     else:
         converted, ignored = official_to_mm(state_dict, version)
     if config is None:
-        depth = infer_depth(state_dict)
-        config = osp.join(REPO_ROOT, 'configs', f'rtdetr_r{depth}vd_coco.py')
+        config = osp.join(REPO_ROOT, 'configs',
+                          default_config(state_dict, version))
     converted = check_against_model(converted,
                                     build_model_state(config, backbone_only))
     save_converted(dst, converted, src,
@@ -133,8 +146,9 @@ def convert(src: str,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_converter_arguments(
-        parser, 'configs/rtdetr_r{depth}vd_coco.py, depth read from the '
-        'checkpoint')
+        parser, 'configs/{deim_rtdetrv2,rtdetrv2,rtdetr}_r{depth}vd_coco.py '
+        'by the checkpoint: DEIM (three-layer query-position MLP), '
+        '--version v2 or v1; depth read from the checkpoint')
     parser.add_argument(
         '--version',
         choices=['v1', 'v2'],
