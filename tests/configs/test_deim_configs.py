@@ -117,11 +117,13 @@ def test_family_config_is_deim_dfine_s_with_the_backbone_feeding_the_neck(
     assert list(backbone.out_channels) == cfg.model.neck.in_channels
 
 
-def test_deim_toy_config_is_the_rtdetr_toy_with_the_deim_recipe():
-    """Same model as the README's toy job; MAL, four stages, FlatCosine."""
+@pytest.mark.parametrize('detector', ['rtdetr', 'dfine'])
+def test_deim_toy_config_is_the_toy_model_with_the_deim_recipe(detector):
+    """Same model as the toy job; MAL, four stages, FlatCosine."""
     deim = Config.fromfile(CONFIG_DIR / 'toy' /
-                           'deim_rtdetr_fasternet_t0_toy.py')
-    plain = Config.fromfile(CONFIG_DIR / 'toy' / 'rtdetr_fasternet_t0_toy.py')
+                           f'deim_{detector}_fasternet_t0_toy.py')
+    plain = Config.fromfile(CONFIG_DIR / 'toy' /
+                            f'{detector}_fasternet_t0_toy.py')
     loss_cls = deim.model.bbox_head.pop('loss_cls')
     plain.model.bbox_head.pop('loss_cls')
     assert loss_cls.type == 'MatchabilityAwareLoss'
