@@ -30,36 +30,28 @@ class MatchabilityAwareLoss(RTDETRVarifocalLoss):
     boxes).
 
     Args:
-        use_sigmoid (bool): Must be True (sigmoid classification).
         alpha (float): Weight of the negatives; DEIM's ``mal_alpha``,
             unset (1.0) in every official config. Defaults to 1.0.
         gamma (float): Exponent of the target and of the modulating factor.
             Defaults to 1.5 (DEIM).
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
-        loss_weight (float): Weight of the loss. Defaults to 1.0.
+        **kwargs: ``use_sigmoid`` (must be True), ``reduction`` and
+            ``loss_weight``, as :class:`RTDETRVarifocalLoss`.
 
     Example:
         >>> import torch
-        >>> loss = MatchabilityAwareLoss()
-        >>> logits = torch.randn(4, 3)
-        >>> labels = torch.tensor([0, 3, 2, 3])  # 3 = background
-        >>> ious = torch.tensor([0.8, 0., 0.5, 0.])
-        >>> loss(logits, (labels, ious), avg_factor=2).shape
-        torch.Size([])
+        >>> mal = MatchabilityAwareLoss()
+        >>> one_hot, ious = torch.tensor([[0., 1.]]), torch.tensor([0.64])
+        >>> score, weight = mal.score_and_weight(torch.zeros(1, 2), one_hot,
+        ...                                      ious)
+        >>> score.tolist(), weight.tolist()  # 0.64 ** 1.5, 0.5 ** 1.5
+        ([[0.0, 0.512...]], [[0.353..., 1.0]])
     """
 
     def __init__(self,
-                 use_sigmoid: bool = True,
                  alpha: float = 1.0,
                  gamma: float = 1.5,
-                 reduction: str = 'mean',
-                 loss_weight: float = 1.0) -> None:
-        super().__init__(
-            use_sigmoid=use_sigmoid,
-            alpha=alpha,
-            gamma=gamma,
-            reduction=reduction,
-            loss_weight=loss_weight)
+                 **kwargs) -> None:
+        super().__init__(alpha=alpha, gamma=gamma, **kwargs)
 
     def score_and_weight(self, pred: Tensor, one_hot: Tensor,
                          ious: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
