@@ -25,8 +25,8 @@ optim_wrapper = dict(
     paramwise_cfg=dict(
         custom_keys={'backbone': dict(lr_mult=0.05)}, norm_decay_mult=0.0))
 
-# LinearWarmup(500): factor (i + 1) / 500 at iteration i; mmengine's LinearLR
-# from 1/500 reaches 1 at iteration 500 (differs by < 2e-6 of the lr).
+# LinearWarmup(500): factor (i + 1) / 500 at iteration i, exactly mmengine's
+# LinearLR from 1/500 (its steps are (1 - 1/500) / 499 = 1/500).
 param_scheduler = [
     dict(
         type='LinearLR',
