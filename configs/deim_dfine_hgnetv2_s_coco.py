@@ -20,15 +20,15 @@ max_epochs = 132
 train_cfg = dict(max_epochs=max_epochs)
 multi_scale = _base_.model.data_preprocessor.batch_augments
 default_hooks = dict(
-    stop_augmentation=None,
-    augmentation_stages=dict(
+    augmentation_schedule=dict(
+        _delete_=True,
         type='AugmentationStageHook',
         stages=[
             dict(
                 epoch=4,
                 pipeline=_base_.train_pipeline_stage2,
-                batch_augments=[_base_.deim_batch_mixup,
-                                *(multi_scale or [])]),
+                batch_augments=[_base_.deim_batch_mixup, *(
+                    multi_scale or [])]),
             dict(
                 epoch=64,
                 pipeline=_base_.train_pipeline_stage3,

@@ -16,8 +16,8 @@ train_dataloader = dict(dataset=_base_.deim_train_dataset)
 max_epochs = 120
 train_cfg = dict(max_epochs=max_epochs)
 default_hooks = dict(
-    stop_augmentation=None,
-    augmentation_stages=dict(
+    augmentation_schedule=dict(
+        _delete_=True,
         type='AugmentationStageHook',
         stages=[
             dict(

@@ -13,6 +13,6 @@ test_dataloader = val_dataloader
 # from epoch 72 (0-based) on: no photometric distortion, zoom-out, IoU crop
 # or multi-scale (the official stop_epoch)
 default_hooks = dict(
-    stop_augmentation=dict(type='StopAugmentationHook', switch_epoch=72))
+    augmentation_schedule=dict(type='StopAugmentationHook', switch_epoch=72))
 # the official runtime synchronises BatchNorm statistics across GPUs
 sync_bn = 'torch'

@@ -21,7 +21,7 @@ model = dict(
     decoder=dict(num_layers=4))
 max_epochs = 132
 train_cfg = dict(max_epochs=max_epochs)
-default_hooks = dict(stop_augmentation=dict(switch_epoch=120))
+default_hooks = dict(augmentation_schedule=dict(switch_epoch=120))
 # lr 2e-4, backbone 2e-5, weight decay 1e-4, none on encoder/decoder norms
 # and biases
 optim_wrapper = dict(

@@ -23,7 +23,7 @@ model = dict(
     bbox_head=dict(embed_dims=embed_dims))
 max_epochs = 160
 train_cfg = dict(max_epochs=max_epochs)
-default_hooks = dict(stop_augmentation=dict(switch_epoch=148))
+default_hooks = dict(augmentation_schedule=dict(switch_epoch=148))
 train_dataloader = dict(batch_size=32)
 val_dataloader = dict(batch_size=64)
 test_dataloader = val_dataloader

@@ -24,7 +24,7 @@ train_cfg = dict(max_epochs=max_epochs)
 # or multi-scale (include/dataloader.yml: policy epoch and collate_fn
 # stop_epoch 71)
 default_hooks = dict(
-    stop_augmentation=dict(type='StopAugmentationHook', switch_epoch=71))
+    augmentation_schedule=dict(type='StopAugmentationHook', switch_epoch=71))
 # Official groups (regexes over names): the backbone
 # ('^(?=.*backbone)(?!.*norm|bn).*$') at lr 1e-6; encoder/decoder norms
 # ('norm|bn') without weight decay; biases keep it (v1 drops it). The

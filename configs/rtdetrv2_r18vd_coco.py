@@ -17,7 +17,7 @@ train_cfg = dict(max_epochs=max_epochs)
 # from epoch 117 (0-based) on: no photometric distortion, zoom-out or IoU
 # crop (policy epoch 117)
 default_hooks = dict(
-    stop_augmentation=dict(type='StopAugmentationHook', switch_epoch=117))
+    augmentation_schedule=dict(type='StopAugmentationHook', switch_epoch=117))
 # One official group, '^(?=.*(?:norm|bn)).*$' without weight decay: every
 # norm, the backbone's included, loses it; biases keep it; the backbone
 # trains at the base lr 1e-4 (R18 defines no backbone group). mmengine

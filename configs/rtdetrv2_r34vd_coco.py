@@ -23,7 +23,7 @@ train_cfg = dict(max_epochs=max_epochs)
 # from epoch 117 (0-based) on: no photometric distortion, zoom-out, IoU crop
 # or multi-scale (policy epoch and collate_fn stop_epoch 117)
 default_hooks = dict(
-    stop_augmentation=dict(type='StopAugmentationHook', switch_epoch=117))
+    augmentation_schedule=dict(type='StopAugmentationHook', switch_epoch=117))
 # Official groups (regexes over names): the backbone at lr 5e-5, its norms
 # without weight decay; no weight decay on encoder/decoder norms and biases
 # ('(?=.*(?:norm|bn|bias))'). mmengine's custom_keys take precedence over

@@ -23,7 +23,7 @@ train_cfg = dict(max_epochs=max_epochs)
 # or multi-scale (include/dataloader.yml: policy epoch and collate_fn
 # stop_epoch 71)
 default_hooks = dict(
-    stop_augmentation=dict(type='StopAugmentationHook', switch_epoch=71))
+    augmentation_schedule=dict(type='StopAugmentationHook', switch_epoch=71))
 # Official groups (include/optimizer.yml, regexes over names): the backbone
 # ('^(?=.*backbone)(?!.*norm).*$') at lr 1e-5; encoder/decoder norms
 # ('norm|bn') without weight decay; biases keep it (v1 drops it). The

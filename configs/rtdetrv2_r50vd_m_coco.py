@@ -23,7 +23,7 @@ train_cfg = dict(max_epochs=max_epochs)
 # from epoch 81 (0-based) on: no photometric distortion, zoom-out, IoU crop
 # or multi-scale (policy epoch and collate_fn stop_epoch 81)
 default_hooks = dict(
-    stop_augmentation=dict(type='StopAugmentationHook', switch_epoch=81))
+    augmentation_schedule=dict(type='StopAugmentationHook', switch_epoch=81))
 # Official groups (regexes over names): the backbone
 # ('^(?=.*backbone)(?!.*norm).*$') at lr 1e-5; encoder/decoder norms
 # ('norm|bn') without weight decay; biases keep it (v1 drops it). The

@@ -18,7 +18,7 @@ _base_ = [
 model = dict(bbox_head=dict(loss_cls=_base_.deim_loss_cls))
 train_dataloader = dict(dataset=_base_.deim_train_dataset)
 default_hooks = dict(
-    augmentation_stages=dict(
+    augmentation_schedule=dict(
         type='AugmentationStageHook',
         stages=[
             dict(

@@ -6,6 +6,7 @@ import pytest
 import torch
 from mmdet.registry import HOOKS, MODELS
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 from .._utils import CONFIG_DIR
 from ..models.backbones.test_backbone_contract import FAMILIES
@@ -66,8 +67,8 @@ def test_deim_config_follows_the_official_recipe(name):
     assert paramwise.norm_decay_mult == 0.0
     # four stages: the plain pipeline, then Mosaic/MixUp, RT-DETR's, plain
     assert cfg.train_dataloader.dataset.type == 'MultiImageMixDataset'
-    assert cfg.default_hooks.stop_augmentation is None
-    hook = cfg.default_hooks.augmentation_stages
+    hook = cfg.default_hooks.augmentation_schedule
+    assert hook.type == 'AugmentationStageHook' and '_delete_' not in hook
     assert [stage['epoch'] for stage in hook.stages] == [e0, e1, e2]
     stage2, stage3, stage4 = hook.stages
     assert stage2['batch_augments'][0].type == 'BatchMixUp'
@@ -107,8 +108,8 @@ def test_family_config_is_deim_dfine_s_with_the_backbone_feeding_the_neck(
         path):
     cfg = Config.fromfile(path)
     reference = Config.fromfile(CONFIG_DIR / 'deim_dfine_hgnetv2_s_coco.py')
-    assert cfg.default_hooks.augmentation_stages == \
-        reference.default_hooks.augmentation_stages
+    assert cfg.default_hooks.augmentation_schedule == \
+        reference.default_hooks.augmentation_schedule
     assert cfg.param_scheduler == reference.param_scheduler
     assert cfg.model.bbox_head == reference.model.bbox_head
     assert cfg.model.decoder == reference.model.decoder
@@ -129,8 +130,28 @@ def test_deim_toy_config_is_the_toy_model_with_the_deim_recipe(detector):
     assert loss_cls.type == 'MatchabilityAwareLoss'
     assert deim.model == plain.model
     assert deim.train_cfg == plain.train_cfg
-    hook = HOOKS.build(deim.default_hooks.augmentation_stages)
+    hook = HOOKS.build(deim.default_hooks.augmentation_schedule)
     assert [hook.stage_at(e) for e in range(10)] == [1] + [2] * 4 + [3] * 4 \
         + [4]
     assert [s['type'] for s in deim.param_scheduler
             ] == ['QuadraticWarmupLR', 'CosineAnnealingLR']
+
+
+@pytest.mark.parametrize('name,hook',
+                         [('deim_rtdetrv2_r18vd', 'AugmentationStageHook'),
+                          ('deim_dfine_hgnetv2_n', 'AugmentationStageHook'),
+                          ('rtdetrv2_r18vd', 'StopAugmentationHook')])
+def test_the_runner_builds_with_one_augmentation_schedule(
+        name, hook, tmp_path):
+    """mmengine refuses a None for a default hook of its own (a DEIM config
+    replaces the inherited stop hook under the same key)."""
+    cfg = Config.fromfile(CONFIG_DIR / f'{name}_coco.py')
+    cfg.work_dir, cfg.log_level = str(tmp_path), 'WARNING'
+    cfg.model.backbone.init_cfg = None
+    runner = Runner.from_cfg(cfg)
+    names = [type(h).__name__ for h in runner.hooks]
+    schedules = [
+        n for n in names
+        if n.endswith('AugmentationHook') or n == 'AugmentationStageHook'
+    ]
+    assert schedules == [hook]

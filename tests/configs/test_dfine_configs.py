@@ -35,7 +35,7 @@ def test_dfine_config_follows_the_official_recipe(size):
     assert (
         model.backbone.norm_cfg.type == 'FrozenBatchNorm2d') is frozen_norms
     assert cfg.train_cfg.max_epochs == epochs
-    assert cfg.default_hooks.stop_augmentation.switch_epoch == stop
+    assert cfg.default_hooks.augmentation_schedule.switch_epoch == stop
     optimizer = cfg.optim_wrapper.optimizer
     lr_mult = cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult
     assert optimizer.lr == lr
@@ -78,7 +78,7 @@ def test_family_config_is_dfine_s_with_the_backbone_feeding_the_neck(path):
     cfg = Config.fromfile(path)
     assert cfg.model.type == 'DFINE'
     assert cfg.model.neck.fusion_block == 'gelan'
-    assert cfg.default_hooks.stop_augmentation.switch_epoch == 120
+    assert cfg.default_hooks.augmentation_schedule.switch_epoch == 120
     with torch.device('meta'):
         backbone = MODELS.build(cfg.model.backbone)
     assert list(backbone.out_channels) == cfg.model.neck.in_channels

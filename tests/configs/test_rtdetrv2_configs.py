@@ -94,7 +94,7 @@ def test_rtdetrv2_config_follows_the_official_recipe(size):
     assert backbone.norm_eval is frozen
 
     assert cfg.train_cfg.max_epochs == epochs
-    hook = cfg.default_hooks.stop_augmentation
+    hook = cfg.default_hooks.augmentation_schedule
     assert hook.type == 'StopAugmentationHook' and hook.switch_epoch == stop
     augments = model.data_preprocessor.batch_augments
     if multi_scale:

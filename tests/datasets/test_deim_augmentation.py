@@ -39,7 +39,7 @@ train_dataloader = dict(dataset=_base_.deim_train_dataset)
 multi_scale = _base_.deim_multi_scale
 model = dict(data_preprocessor=dict(batch_augments=multi_scale))
 default_hooks = dict(
-    augmentation_stages=dict(
+    augmentation_schedule=dict(
         type='AugmentationStageHook',
         stages=[
             dict(epoch=1, pipeline=_base_.train_pipeline_stage2,
@@ -109,7 +109,7 @@ def test_each_stage_is_visible(toy_deim, ran):
     cfg = toy_deim
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    hook = HOOKS.build(cfg.default_hooks.augmentation_stages)
+    hook = HOOKS.build(cfg.default_hooks.augmentation_schedule)
     runner = SimpleNamespace(
         train_dataloader=SimpleNamespace(dataset=dataset),
         model=SimpleNamespace(data_preprocessor=preprocessor),

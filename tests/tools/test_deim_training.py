@@ -18,7 +18,7 @@ val_evaluator = None
 default_hooks = dict(
     logger=dict(interval=1),
     checkpoint=dict(interval=1, max_keep_ckpts=5, save_best=None),
-    augmentation_stages=dict(stages=[
+    augmentation_schedule=dict(stages=[
         dict(epoch=1, pipeline=_base_.train_pipeline_stage2,
              batch_augments=[dict(_base_.deim_batch_mixup, prob=1.0)]),
         dict(epoch=2, pipeline=_base_.train_pipeline_stage3,

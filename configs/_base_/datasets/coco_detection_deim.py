@@ -28,8 +28,8 @@
 #   train_dataloader = dict(dataset=_base_.deim_train_dataset)  # stage 1
 #   multi_scale = _base_.model.data_preprocessor.batch_augments
 #   default_hooks = dict(
-#       stop_augmentation=None,  # the stages replace D-FINE's stop epoch
-#       augmentation_stages=dict(
+#       augmentation_schedule=dict(
+#           _delete_=True,  # the stages replace D-FINE's stop epoch hook
 #           type='AugmentationStageHook',
 #           stages=[
 #               dict(epoch=4, pipeline=_base_.train_pipeline_stage2,

@@ -14,7 +14,7 @@
 #   multi_scale = _base_.deim_multi_scale
 #   model = dict(data_preprocessor=dict(batch_augments=multi_scale))
 #   default_hooks = dict(
-#       augmentation_stages=dict(
+#       augmentation_schedule=dict(
 #           type='AugmentationStageHook',
 #           stages=[
 #               dict(epoch=1, pipeline=_base_.train_pipeline_stage2,

@@ -49,7 +49,7 @@ custom_hooks = [
 ]
 # From the stop epoch on, no photometric distortion, zoom-out, IoU crop or
 # multi-scale: StopAugmentationHook, a default hook of the model configs
-# (`default_hooks = dict(stop_augmentation=dict(switch_epoch=...))`).
+# (`default_hooks = dict(augmentation_schedule=dict(switch_epoch=...))`).
 
 # 4 GPUs x 8 images
 auto_scale_lr = dict(enable=False, base_batch_size=32)
